@@ -1,0 +1,103 @@
+using EpollTransport.Interop;
+using Microsoft.AspNetCore.Connections;
+
+namespace EpollTransport.Connections;
+
+internal sealed partial class EpollConnection
+{
+    private ConnectionAbortedException? _abortReason;
+    private int _abortRequested;
+    private int _closedTokenFired;
+    private bool _closed;
+
+    /// <summary>
+    /// Aborts the connection from any thread. With a reason the peer gets RST (pending output is dropped); with
+    /// <see langword="null"/> it gets FIN. Either way the application's pipes complete with the reason.
+    /// </summary>
+    public override void Abort(ConnectionAbortedException abortReason)
+    {
+        if (Interlocked.Exchange(ref _abortRequested, 1) != 0)
+        {
+            return;
+        }
+        _abortReason = abortReason;
+        _reactor.Schedule(static state =>
+        {
+            var connection = (EpollConnection)state!;
+            var reason = connection._abortReason;
+            EpollTransportLog.ConnectionAborted(connection._logger, connection.ConnectionId, reason?.Message ?? "no reason (graceful)");
+            connection.Close(reason ?? new ConnectionAbortedException("The connection was aborted without a reason."), reset: reason is not null);
+        }, this);
+    }
+
+    /// <summary>
+    /// Closes the socket exactly once and completes both transport-side pipes. Reactor thread.
+    /// <paramref name="reason"/> <see langword="null"/> means the output completed gracefully.
+    /// </summary>
+    private void Close(Exception? reason, bool reset)
+    {
+        if (_closed)
+        {
+            return;
+        }
+        _closed = true;
+
+        var shutdownReason = reason ?? new ConnectionAbortedException("The epoll transport's send loop completed gracefully.");
+        if (reset)
+        {
+            // SO_LINGER {1, 0}: close() discards unsent data and sends RST.
+            SocketInterop.SetLingerZero(_fd);
+        }
+        else
+        {
+            EpollTransportLog.ConnectionWriteFin(_logger, ConnectionId, shutdownReason.Message);
+            SocketInterop.Shutdown(_fd, SocketInterop.SHUT_RDWR);
+        }
+
+        _reactor.Unregister(this);
+        // Closing the fd also removes it from the epoll set; the token's generation makes any event of it that is
+        // still queued resolve to nothing.
+        SocketInterop.Close(_fd);
+        _reactor.Counters.ActiveConnections--;
+
+        CompleteInput(shutdownReason);
+        if (_writeState != WriteState.Done)
+        {
+            _writeState = WriteState.Done;
+            _pending = default;
+            _output.Reader.Complete(reason is ConnectionAbortedException ? null : reason);
+        }
+
+        _group.Release();
+        ThreadPool.UnsafeQueueUserWorkItem(static connection =>
+        {
+            connection.CancelClosedToken();
+            connection._closedCompletion.TrySetResult();
+        }, this, preferLocal: false);
+    }
+
+    private void FireConnectionClosed()
+    {
+        if (Volatile.Read(ref _closedTokenFired) == 0)
+        {
+            // ConnectionClosed callbacks are application code: never run them on the reactor.
+            ThreadPool.UnsafeQueueUserWorkItem(static connection => connection.CancelClosedToken(), this, preferLocal: false);
+        }
+    }
+
+    private void CancelClosedToken()
+    {
+        if (Interlocked.Exchange(ref _closedTokenFired, 1) != 0)
+        {
+            return;
+        }
+        try
+        {
+            _closedTokenSource.Cancel();
+        }
+        catch (Exception ex)
+        {
+            EpollTransportLog.ConnectionError(_logger, ConnectionId, ex.Message);
+        }
+    }
+}

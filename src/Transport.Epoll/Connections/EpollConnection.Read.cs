@@ -1,0 +1,154 @@
+using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
+using EpollTransport.Interop;
+
+namespace EpollTransport.Connections;
+
+internal sealed partial class EpollConnection
+{
+    private ValueTaskAwaiter<FlushResult> _flushAwaiter;
+
+    /// <summary>
+    /// Receives until EAGAIN, FIN, an error, or the per-turn budget. Returns true when the budget was spent with
+    /// the socket still readable (the reactor keeps the connection on the ready list). Reactor thread.
+    /// </summary>
+    private unsafe bool Receive()
+    {
+        var writer = _input.Writer;
+        int received = 0;
+        while (true)
+        {
+            // Memory is taken only once the socket is readable: an idle connection holds no receive buffer.
+            var memory = writer.GetMemory(_minReceiveSize);
+            PosixResult result;
+            using (var pin = memory.Pin())
+            {
+                result = SocketInterop.Receive(_fd, (byte*)pin.Pointer, memory.Length);
+            }
+
+            if (result.IsSuccess)
+            {
+                if (result.Value == 0)
+                {
+                    _readable = false;
+                    EpollTransportLog.ConnectionReadFin(_logger, ConnectionId);
+                    CompleteInput(null);
+                    return false;
+                }
+                writer.Advance(result.IntValue);
+                received += result.IntValue;
+                if (received >= _readBudget)
+                {
+                    break;
+                }
+                continue;
+            }
+
+            if (result.WouldBlock)
+            {
+                // The only thing that clears the flag: with edge-triggered epoll, stopping before EAGAIN without
+                // staying on the ready list would wait for an edge that never comes.
+                _readable = false;
+                _reactor.Counters.ReadWouldBlock++;
+                break;
+            }
+            if (result.Interrupted)
+            {
+                continue;
+            }
+
+            _readable = false;
+            OnReceiveError(result.Errno);
+            return false;
+        }
+
+        return received > 0 && FlushInput() && _readable;
+    }
+
+    /// <summary>Hands received bytes to the application. Returns false when reading must stop for now.</summary>
+    private bool FlushInput()
+    {
+        var flush = _input.Writer.FlushAsync();
+        if (flush.IsCompletedSuccessfully)
+        {
+            var result = flush.Result;
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                // The application completed its input: stop reading, as Sockets does.
+                CompleteInput(null);
+                return false;
+            }
+            return _readState == ReadState.Active;
+        }
+
+        _readState = ReadState.Paused;
+        _reactor.Counters.ReadPauses++;
+        _reactor.Observer?.OnReadPaused(this);
+        _flushAwaiter = flush.GetAwaiter();
+        _flushAwaiter.UnsafeOnCompleted(_onInputFlushed);
+        return false;
+    }
+
+    /// <summary>The application drained the input pipe below the resume threshold. Runs on the reactor.</summary>
+    private void OnInputFlushed()
+    {
+        if (_readState != ReadState.Paused)
+        {
+            return;
+        }
+
+        FlushResult result;
+        try
+        {
+            result = _flushAwaiter.GetResult();
+        }
+        catch (Exception)
+        {
+            CompleteInput(null);
+            return;
+        }
+        if (result.IsCompleted || result.IsCanceled)
+        {
+            CompleteInput(null);
+            return;
+        }
+
+        _readState = ReadState.Active;
+        // The edge that announced the bytes still in the socket was consumed before the pause: no new one will
+        // come for them, so resume from the flag, not from epoll.
+        if (_readable)
+        {
+            _reactor.SetReady(this);
+        }
+    }
+
+    private void OnReceiveError(int errno)
+    {
+        Exception error;
+        if (Errnos.IsConnectionReset(errno))
+        {
+            EpollTransportLog.ConnectionReset(_logger, ConnectionId);
+            error = ResetException(errno);
+        }
+        else
+        {
+            var exception = Errnos.ToSocketException(errno);
+            EpollTransportLog.ConnectionError(_logger, ConnectionId, exception.Message);
+            error = exception;
+        }
+        CompleteInput(error);
+    }
+
+    /// <summary>Ends the input side once: completes the pipe and fires <see cref="ConnectionClosed"/>.</summary>
+    private void CompleteInput(Exception? error)
+    {
+        if (_readState == ReadState.Done)
+        {
+            return;
+        }
+        _readState = ReadState.Done;
+        _input.Writer.Complete(error);
+        // Kestrel learns that the client went away from this token (Sockets fires it when its receive loop ends).
+        FireConnectionClosed();
+    }
+}

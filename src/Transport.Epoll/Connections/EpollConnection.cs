@@ -1,0 +1,207 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
+using EpollTransport.Interop;
+using EpollTransport.Reactor;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+
+namespace EpollTransport.Connections;
+
+/// <summary>
+/// One accepted socket, owned by one reactor. Kestrel sees a <see cref="ConnectionContext"/>; the reactor sees an
+/// <see cref="IEpollHandler"/>. Everything but the public <see cref="ConnectionContext"/> surface runs on the
+/// reactor thread, so the I/O state needs no locks.
+/// </summary>
+/// <remarks>
+/// Split by concern: this file holds the state and lifetime; <c>.Read.cs</c> receiving into the input pipe,
+/// <c>.Write.cs</c> sending from the output pipe, <c>.Close.cs</c> closing and aborting, <c>.Features.cs</c>
+/// the feature collection.
+/// </remarks>
+internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
+{
+    private readonly int _fd;
+    private readonly EpollReactor _reactor;
+    private readonly ReactorGroup _group;
+    private readonly ILogger _logger;
+    private readonly Pipe _input;
+    private readonly Pipe _output;
+    private readonly int _readBudget;
+    private readonly int _minReceiveSize;
+    private readonly CancellationTokenSource _closedTokenSource = new();
+    private readonly TaskCompletionSource _closedCompletion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Action _onInputFlushed;
+    private readonly Action _onOutputReadable;
+    private string? _connectionId;
+    private IDictionary<object, object?>? _items;
+
+    // Reactor-thread state.
+    private volatile bool _startRequested;
+    private bool _readable;
+    private bool _writable = true;
+    private bool _started;
+    private ReadState _readState;
+    private WriteState _writeState;
+
+    private enum ReadState : byte
+    {
+        /// <summary>Reads when readable.</summary>
+        Active,
+
+        /// <summary>The application has <c>MaxReadBufferSize</c> unread; waiting for it to drain.</summary>
+        Paused,
+
+        /// <summary>FIN, error, close, or the application completed its input.</summary>
+        Done,
+    }
+
+    private enum WriteState : byte
+    {
+        /// <summary>Not reading the output pipe (before start, or between a send and the next read).</summary>
+        Idle,
+
+        /// <summary>A <c>ReadAsync</c> of the output pipe is pending; its continuation is scheduled on the reactor.</summary>
+        Reading,
+
+        /// <summary>Holding a read result to send (now, at the end of the turn, or on the next EPOLLOUT edge).</summary>
+        Holding,
+
+        /// <summary>Output completed or the connection closed.</summary>
+        Done,
+    }
+
+    public EpollConnection(int fd, EpollReactor reactor, ReactorGroup group, EpollTransportOptions options, ILogger logger)
+    {
+        _fd = fd;
+        _reactor = reactor;
+        _group = group;
+        _logger = logger;
+        _readBudget = options.ReadBudgetPerTurn;
+
+        var pool = reactor.MemoryPool;
+        _minReceiveSize = pool.MaxBufferSize > 0 ? Math.Min(pool.MaxBufferSize, 4096) : 4096;
+        var segmentSize = pool.MaxBufferSize > 0 ? pool.MaxBufferSize : 4096;
+
+        // The transport's side of both pipes runs on the reactor; the application's side on the thread pool, or,
+        // with inline scheduling, wherever the transport completes it (the reactor thread).
+        var appScheduler = options.UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
+        var maxRead = options.MaxReadBufferSize ?? 0;
+        var maxWrite = options.MaxWriteBufferSize ?? 0;
+        _input = new Pipe(new PipeOptions(pool, appScheduler, reactor, maxRead, maxRead / 2, segmentSize, useSynchronizationContext: false));
+        _output = new Pipe(new PipeOptions(pool, reactor, appScheduler, maxWrite, maxWrite / 2, segmentSize, useSynchronizationContext: false));
+
+        Transport = new DuplexPipe(_input.Reader, _output.Writer);
+        ConnectionClosed = _closedTokenSource.Token;
+        _onInputFlushed = OnInputFlushed;
+        _onOutputReadable = OnOutputReadable;
+    }
+
+    public int Fd => _fd;
+
+    public EpollReactor Reactor => _reactor;
+
+    public MemoryPool<byte> MemoryPool => _reactor.MemoryPool;
+
+    public override string ConnectionId
+    {
+        get => _connectionId ??= ConnectionIds.Next();
+        set => _connectionId = value;
+    }
+
+    public override IDuplexPipe Transport { get; set; }
+
+    public override IDictionary<object, object?> Items
+    {
+        get => _items ??= new Dictionary<object, object?>();
+        set => _items = value;
+    }
+
+    public override CancellationToken ConnectionClosed { get; set; }
+
+    ulong IEpollHandler.Token { get; set; }
+
+    bool IEpollHandler.IsReady { get; set; }
+
+    bool IEpollHandler.IsSendQueued { get; set; }
+
+    /// <summary>Registers the fd with the reactor. Reactor thread.</summary>
+    public void Register()
+    {
+        _reactor.Counters.ActiveConnections++;
+        var result = _reactor.Register(this, _fd);
+        if (!result.IsSuccess)
+        {
+            EpollTransportLog.RegisterError(_logger, _reactor.Id, result.ToString());
+            Close(new ConnectionAbortedException($"Registering the connection with epoll failed: {result}."), reset: true);
+        }
+    }
+
+    /// <summary>Reads the end points once, when Kestrel takes the connection (off the reactor, before it can close).</summary>
+    public void InitializeEndPoints()
+    {
+        LocalEndPoint = SocketInterop.GetLocalEndPoint(_fd);
+        RemoteEndPoint = SocketInterop.GetRemoteEndPoint(_fd);
+    }
+
+    /// <summary>Kestrel took the connection: start reading and sending.</summary>
+    public void Start()
+    {
+        _startRequested = true;
+        _reactor.Schedule(static state => ((EpollConnection)state!).StartOnReactor(), this);
+    }
+
+    private void StartOnReactor()
+    {
+        if (_writeState == WriteState.Done)
+        {
+            return;
+        }
+        _started = true;
+        StartOutputRead();
+        if (_readable && _readState == ReadState.Active)
+        {
+            _reactor.SetReady(this);
+        }
+    }
+
+    bool IEpollHandler.OnEvents(uint events)
+    {
+        if ((events & (EpollInterop.EPOLLIN | EpollInterop.EPOLLRDHUP | EpollInterop.EPOLLHUP | EpollInterop.EPOLLERR)) != 0)
+        {
+            _readable = true;
+        }
+        if ((events & (EpollInterop.EPOLLOUT | EpollInterop.EPOLLHUP | EpollInterop.EPOLLERR)) != 0 && !_writable)
+        {
+            _writable = true;
+            if (_writeState == WriteState.Holding)
+            {
+                _reactor.QueueSend(this);
+            }
+        }
+        return _readable && _started && _readState == ReadState.Active;
+    }
+
+    bool IEpollHandler.Run() => _readable && _started && _readState == ReadState.Active && Receive();
+
+    void IEpollHandler.Send() => Send();
+
+    void IEpollHandler.OnReactorStopping()
+        => Close(new ConnectionAbortedException("The epoll transport is stopping."), reset: true);
+
+    public override async ValueTask DisposeAsync()
+    {
+        // As in Kestrel's transports: complete the application's side; the reactor sends what is left, closes
+        // the socket, and completes the transport's side.
+        Transport.Input.Complete();
+        Transport.Output.Complete();
+        if (!_startRequested)
+        {
+            Abort(new ConnectionAbortedException("The connection was disposed before it started."));
+        }
+        await _closedCompletion.Task.ConfigureAwait(false);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static ConnectionResetException ResetException(int errno)
+        => new(Errnos.Describe(errno), Errnos.ToSocketException(errno));
+}

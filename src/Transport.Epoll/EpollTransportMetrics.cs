@@ -1,0 +1,49 @@
+using System.Diagnostics.Metrics;
+using EpollTransport.Reactor;
+
+namespace EpollTransport;
+
+/// <summary>
+/// The <c>EpollTransport</c> meter. Every instrument is observable and reads the reactors' own counters, tagged
+/// with the reactor id, so the hot path pays nothing for metrics whether or not anyone listens.
+/// </summary>
+internal sealed class EpollTransportMetrics : IDisposable
+{
+    public const string MeterName = "EpollTransport";
+
+    private readonly Meter _meter;
+    private readonly ReactorGroup _group;
+
+    public EpollTransportMetrics(IMeterFactory? meterFactory, ReactorGroup group)
+    {
+        _group = group;
+        _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
+
+        Counter("epoll.reactor.waits", "{call}", "epoll_wait calls.", static r => r.Counters.Waits);
+        Counter("epoll.reactor.events", "{event}", "Events returned by epoll_wait.", static r => r.Counters.Events);
+        Counter("epoll.reactor.budget_exhaustions", "{turn}", "Times a handler spent its per-turn budget and went to the back of the ready list.", static r => r.Counters.BudgetExhaustions);
+        Counter("epoll.reactor.wakeups.sent", "{wakeup}", "Eventfd writes that woke a blocked reactor.", static r => r.Wakeup.Sent);
+        Counter("epoll.reactor.wakeups.avoided", "{wakeup}", "Posts that found the reactor awake and needed no eventfd write.", static r => r.Wakeup.Avoided);
+        Counter("epoll.reactor.read_would_block", "{call}", "recv calls that returned EAGAIN.", static r => r.Counters.ReadWouldBlock);
+        Counter("epoll.reactor.write_would_block", "{call}", "sendmsg calls that returned EAGAIN.", static r => r.Counters.WriteWouldBlock);
+        Counter("epoll.reactor.sends", "{call}", "sendmsg calls.", static r => r.Counters.Sends);
+        Counter("epoll.reactor.send_segments", "{segment}", "Buffer segments gathered into sendmsg calls.", static r => r.Counters.SegmentsSent);
+        Counter("epoll.reactor.accepts", "{connection}", "Connections accepted.", static r => r.Counters.Accepts);
+        Counter("epoll.reactor.read_pauses", "{pause}", "Times reading paused because the application had MaxReadBufferSize unread.", static r => r.Counters.ReadPauses);
+        _meter.CreateObservableUpDownCounter("epoll.reactor.connections.active", () => Observe(static r => r.Counters.ActiveConnections),
+            "{connection}", "Connections registered with the reactor.");
+    }
+
+    private void Counter(string name, string unit, string description, Func<EpollReactor, long> read)
+        => _meter.CreateObservableCounter(name, () => Observe(read), unit, description);
+
+    private IEnumerable<Measurement<long>> Observe(Func<EpollReactor, long> read)
+    {
+        foreach (var reactor in _group.Current)
+        {
+            yield return new Measurement<long>(read(reactor), new KeyValuePair<string, object?>("epoll.reactor", reactor.Id));
+        }
+    }
+
+    public void Dispose() => _meter.Dispose();
+}

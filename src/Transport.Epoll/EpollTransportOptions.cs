@@ -1,0 +1,62 @@
+namespace EpollTransport;
+
+/// <summary>
+/// Options for the epoll transport. Defaults match Kestrel's Sockets transport where both have the option.
+/// </summary>
+public sealed class EpollTransportOptions
+{
+    private int _reactorCount = Environment.ProcessorCount;
+
+    /// <summary>
+    /// The number of reactors: event-loop threads, each with its own epoll instance and, for IP endpoints, its
+    /// own <c>SO_REUSEPORT</c> listening socket. Defaults to <see cref="Environment.ProcessorCount"/>.
+    /// </summary>
+    public int ReactorCount
+    {
+        get => _reactorCount;
+        set => _reactorCount = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "At least one reactor is needed.");
+    }
+
+    /// <summary>
+    /// Runs Kestrel and the application on the reactor thread that owns the connection instead of the .NET
+    /// thread pool: no thread hop per request, the fastest mode, and unsafe for any app that blocks (a blocking
+    /// call stalls every connection of that reactor). Defaults to <see langword="false"/>.
+    /// </summary>
+    public bool UnsafePreferInlineScheduling { get; set; }
+
+    /// <summary>Sets <c>TCP_NODELAY</c> on accepted TCP connections. Defaults to <see langword="true"/>.</summary>
+    public bool NoDelay { get; set; } = true;
+
+    /// <summary>The <c>listen</c> backlog of each listening socket. Defaults to 512.</summary>
+    public int Backlog { get; set; } = 512;
+
+    /// <summary>
+    /// The most received bytes buffered for the application before the transport stops reading from the
+    /// socket (and the peer's TCP window closes). Defaults to 1 MiB; <see langword="null"/> means unbounded.
+    /// </summary>
+    public long? MaxReadBufferSize { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// The most bytes the application may have written but not yet sent before its writes wait. Defaults to
+    /// 64 KiB; <see langword="null"/> means unbounded.
+    /// </summary>
+    public long? MaxWriteBufferSize { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// The most bytes one connection reads per reactor turn before the other ready connections get their turn:
+    /// the starvation guard of edge-triggered I/O. Defaults to 64 KiB.
+    /// </summary>
+    public int ReadBudgetPerTurn { get; set; } = 64 * 1024;
+
+    /// <summary>The most connections one listening socket accepts per reactor turn. Defaults to 64.</summary>
+    public int AcceptBudgetPerTurn { get; set; } = 64;
+
+    /// <summary>The most events one <c>epoll_wait</c> returns. Defaults to 256.</summary>
+    public int MaxEventsPerWait { get; set; } = 256;
+
+    /// <summary>
+    /// Accepted connections that may wait for Kestrel to take them; when that many wait, listening sockets stop
+    /// accepting and new connections stay in the kernel backlog. Defaults to 1024.
+    /// </summary>
+    public int MaxPendingAccepts { get; set; } = 1024;
+}

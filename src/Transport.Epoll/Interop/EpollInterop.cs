@@ -1,0 +1,95 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace EpollTransport.Interop;
+
+/// <summary>epoll(7) and eventfd(2).</summary>
+internal static unsafe partial class EpollInterop
+{
+    public const uint EPOLLIN = 0x001;
+    public const uint EPOLLOUT = 0x004;
+    public const uint EPOLLERR = 0x008;
+    public const uint EPOLLHUP = 0x010;
+    public const uint EPOLLRDHUP = 0x2000;
+    public const uint EPOLLET = 1u << 31;
+
+    public const int EPOLL_CTL_ADD = 1;
+    public const int EPOLL_CTL_DEL = 2;
+    public const int EPOLL_CLOEXEC = 0x80000;
+
+    public const int EFD_NONBLOCK = 0x800;
+    public const int EFD_CLOEXEC = 0x80000;
+
+    /// <summary>
+    /// The kernel's struct epoll_event is packed (12 bytes) on x86-64 and naturally aligned (16 bytes, data at
+    /// offset 8) on arm64 and every other 64-bit architecture.
+    /// </summary>
+    public static readonly bool IsEventPacked = RuntimeInformation.ProcessArchitecture == Architecture.X64;
+
+    public static int EventSize => IsEventPacked ? sizeof(EpollEventPacked) : sizeof(EpollEventAligned);
+
+    public static PosixResult Create() => PosixResult.FromReturn(epoll_create1(EPOLL_CLOEXEC));
+
+    public static PosixResult Add(int epfd, int fd, uint events, ulong data)
+    {
+        int ret;
+        if (IsEventPacked)
+        {
+            var ev = new EpollEventPacked { Events = events, Data = data };
+            ret = epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+        }
+        else
+        {
+            var ev = new EpollEventAligned { Events = events, Data = data };
+            ret = epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+        }
+        return PosixResult.FromReturn(ret);
+    }
+
+    public static PosixResult Remove(int epfd, int fd)
+    {
+        // A non-null event pointer keeps kernels before 2.6.9 happy; it is ignored.
+        var ev = default(EpollEventAligned);
+        return PosixResult.FromReturn(epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev));
+    }
+
+    /// <summary>Waits for events into <paramref name="buffer"/> (<see cref="EventSize"/> bytes per event).</summary>
+    public static PosixResult Wait(int epfd, byte* buffer, int maxEvents, int timeoutMs)
+        => PosixResult.FromReturn(epoll_wait(epfd, buffer, maxEvents, timeoutMs));
+
+    public static uint EventsAt(byte* buffer, int index)
+        => *(uint*)(buffer + (index * EventSize));
+
+    public static ulong DataAt(byte* buffer, int index)
+        => IsEventPacked
+            ? Unsafe.ReadUnaligned<ulong>(buffer + (index * sizeof(EpollEventPacked)) + sizeof(uint))
+            : *(ulong*)(buffer + (index * sizeof(EpollEventAligned)) + sizeof(ulong));
+
+    public static PosixResult CreateEventFd() => PosixResult.FromReturn(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_create1(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_ctl(int epfd, int op, int fd, void* ev);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_wait(int epfd, void* events, int maxevents, int timeout);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int eventfd(uint initval, int flags);
+
+    [StructLayout(LayoutKind.Sequential, Pack = 1)]
+    private struct EpollEventPacked
+    {
+        public uint Events;
+        public ulong Data;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct EpollEventAligned
+    {
+        public uint Events;
+        public ulong Data;
+    }
+}

@@ -1,0 +1,267 @@
+using System.Net;
+using System.Net.Sockets;
+using EpollTransport.Connections;
+using EpollTransport.Interop;
+using EpollTransport.Reactor;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+
+namespace EpollTransport.Listening;
+
+/// <summary>
+/// Kestrel's view of one bound end point. IP end points get one <c>SO_REUSEPORT</c> listening socket per
+/// reactor, so the kernel spreads connections and each reactor accepts its own; a Unix socket or a handed-in fd
+/// has one listening socket, whose reactor hands accepted fds to the others round-robin.
+/// </summary>
+internal sealed class EpollConnectionListener : IConnectionListener
+{
+    private readonly EpollTransportOptions _options;
+    private readonly ReactorGroup _group;
+    private readonly List<ListenSocket> _sockets = new();
+    private EpollReactor[] _reactors = [];
+    private bool _reusePort;
+    private bool _isTcp;
+    private string? _unixSocketPath;
+    private Task? _unbind;
+    private int _disposed;
+
+    public EpollConnectionListener(EndPoint endPoint, EpollTransportOptions options, ReactorGroup group, ILogger logger)
+    {
+        EndPoint = endPoint;
+        _options = options;
+        _group = group;
+        Logger = logger;
+        Queue = new AcceptQueue(options.MaxPendingAccepts);
+    }
+
+    public EndPoint EndPoint { get; private set; }
+
+    public ILogger Logger { get; }
+
+    public AcceptQueue Queue { get; }
+
+    /// <summary>Creates, binds and registers the listening sockets. Throws <see cref="AddressInUseException"/> on EADDRINUSE.</summary>
+    public void Bind()
+    {
+        _reactors = _group.Acquire();
+        var fds = new List<int>();
+        try
+        {
+            switch (EndPoint)
+            {
+                case IPEndPoint ip:
+                    _isTcp = true;
+                    _reusePort = _reactors.Length > 1;
+                    EndPoint = _reusePort ? BindReusePortGroup(ip, fds) : BindOne(ip, reusePort: false, fds);
+                    break;
+                case UnixDomainSocketEndPoint unix:
+                    var fd = Check(SocketInterop.Socket(SocketInterop.AF_UNIX), EndPoint);
+                    fds.Add(fd);
+                    Check(SocketInterop.Bind(fd, unix), EndPoint);
+                    var path = unix.ToString();
+                    _unixSocketPath = path.Length > 0 && path[0] != '\0' && path[0] != '@' ? path : null;
+                    Check(SocketInterop.Listen(fd, _options.Backlog), EndPoint);
+                    break;
+                case FileHandleEndPoint handle:
+                    var handed = checked((int)handle.FileHandle);
+                    fds.Add(handed);
+                    Check(SocketInterop.SetNonBlocking(handed), EndPoint);
+                    _isTcp = SocketInterop.GetOption(handed, SocketInterop.SOL_SOCKET, SocketInterop.SO_DOMAIN, out var domain).IsSuccess
+                        && domain is SocketInterop.AF_INET or SocketInterop.AF_INET6;
+                    // Already listening when handed over by systemd; listen() again only sets the backlog.
+                    Check(SocketInterop.Listen(handed, _options.Backlog), EndPoint);
+                    break;
+                default:
+                    throw new NotSupportedException($"The epoll transport cannot bind {EndPoint.GetType().Name}.");
+            }
+        }
+        catch
+        {
+            foreach (var fd in fds)
+            {
+                SocketInterop.Close(fd);
+            }
+            _group.Release();
+            throw;
+        }
+
+        for (int i = 0; i < fds.Count; i++)
+        {
+            var reactor = _reactors[i % _reactors.Length];
+            var socket = new ListenSocket(fds[i], reactor, this, _options.AcceptBudgetPerTurn);
+            _sockets.Add(socket);
+            reactor.Schedule(static state => ((ListenSocket)state!).Register(), socket);
+        }
+        EpollTransportLog.Bound(Logger, EndPoint, fds.Count);
+    }
+
+    /// <summary>
+    /// Binds one socket per reactor with SO_REUSEPORT. A socket bound alone first (without SO_REUSEPORT) tells
+    /// whether the port is free: without it, a second server of the same user joining the group would silently
+    /// share the port instead of failing with EADDRINUSE. Its port is also the one the group takes for port 0.
+    /// </summary>
+    private IPEndPoint BindReusePortGroup(IPEndPoint ip, List<int> fds)
+    {
+        const int Attempts = 5;
+        for (int attempt = 1; ; attempt++)
+        {
+            var probe = new List<int>(1);
+            IPEndPoint bound;
+            try
+            {
+                bound = BindOne(ip, reusePort: false, probe, listen: false);
+            }
+            finally
+            {
+                foreach (var fd in probe)
+                {
+                    SocketInterop.Close(fd);
+                }
+            }
+
+            try
+            {
+                for (int i = 0; i < _reactors.Length; i++)
+                {
+                    BindOne(bound, reusePort: true, fds);
+                }
+                return bound;
+            }
+            catch (AddressInUseException) when (ip.Port == 0 && attempt < Attempts)
+            {
+                // Someone took the port between the probe and the group; pick another.
+                foreach (var fd in fds)
+                {
+                    SocketInterop.Close(fd);
+                }
+                fds.Clear();
+            }
+        }
+    }
+
+    private IPEndPoint BindOne(IPEndPoint ip, bool reusePort, List<int> fds, bool listen = true)
+    {
+        var family = ip.AddressFamily == AddressFamily.InterNetworkV6 ? SocketInterop.AF_INET6 : SocketInterop.AF_INET;
+        var fd = Check(SocketInterop.Socket(family), ip);
+        fds.Add(fd);
+        Check(SocketInterop.SetOption(fd, SocketInterop.SOL_SOCKET, SocketInterop.SO_REUSEADDR, 1), ip);
+        if (reusePort)
+        {
+            Check(SocketInterop.SetOption(fd, SocketInterop.SOL_SOCKET, SocketInterop.SO_REUSEPORT, 1), ip);
+        }
+        if (family == SocketInterop.AF_INET6)
+        {
+            // Dual mode for [::] only, as Kestrel's Sockets transport does.
+            var v6Only = ip.Address.Equals(IPAddress.IPv6Any) ? 0 : 1;
+            Check(SocketInterop.SetOption(fd, SocketInterop.IPPROTO_IPV6, SocketInterop.IPV6_V6ONLY, v6Only), ip);
+        }
+        Check(SocketInterop.Bind(fd, ip), ip);
+        if (listen)
+        {
+            Check(SocketInterop.Listen(fd, _options.Backlog), ip);
+        }
+        return SocketInterop.GetLocalEndPoint(fd) as IPEndPoint ?? ip;
+    }
+
+    private static int Check(PosixResult result, EndPoint endPoint)
+    {
+        if (result.IsSuccess)
+        {
+            return result.IntValue;
+        }
+        if (result.Errno == Errnos.EADDRINUSE)
+        {
+            throw new AddressInUseException($"Failed to bind to address {endPoint}: address already in use.", Errnos.ToSocketException(result.Errno));
+        }
+        throw Errnos.ToSocketException(result.Errno);
+    }
+
+    /// <summary>Reactor thread of the accepting listening socket: sets the new fd up and queues it for Kestrel.</summary>
+    public void OnAccepted(int fd, EpollReactor acceptingReactor)
+    {
+        if (_isTcp && _options.NoDelay)
+        {
+            SocketInterop.SetOption(fd, SocketInterop.IPPROTO_TCP, SocketInterop.TCP_NODELAY, 1);
+        }
+
+        var reactor = _reusePort ? acceptingReactor : _group.NextForHandoff(_reactors);
+        _group.AddConnection();
+        var connection = new EpollConnection(fd, reactor, _group, _options, Logger);
+        if (reactor == acceptingReactor)
+        {
+            connection.Register();
+        }
+        else
+        {
+            // Queued before the connection reaches Kestrel, so it runs before anything Kestrel schedules for it.
+            reactor.Schedule(static state => ((EpollConnection)state!).Register(), connection);
+        }
+
+        if (!Queue.TryAdd(connection))
+        {
+            connection.Abort(new ConnectionAbortedException("The listener was unbound."));
+        }
+    }
+
+    public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = await Queue.TakeAsync(cancellationToken).ConfigureAwait(false);
+        if (connection is null)
+        {
+            return null;
+        }
+        connection.InitializeEndPoints();
+        connection.Start();
+        return connection;
+    }
+
+    /// <summary>Closes the listening sockets (new connections are refused) and ends <see cref="AcceptAsync"/>.</summary>
+    public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+        => new(LazyInitializer.EnsureInitialized(ref _unbind, UnbindCoreAsync).WaitAsync(cancellationToken));
+
+    private async Task UnbindCoreAsync()
+    {
+        var closes = new List<Task>(_sockets.Count);
+        foreach (var socket in _sockets)
+        {
+            var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            socket.Reactor.Schedule(static state =>
+            {
+                var (s, tcs) = ((ListenSocket, TaskCompletionSource))state!;
+                s.Close();
+                tcs.TrySetResult();
+            }, (socket, closed));
+            // A reactor already stopped (the factory was disposed) closed its sockets on the way out.
+            closes.Add(Task.WhenAny(closed.Task, socket.Reactor.Completion));
+        }
+        await Task.WhenAll(closes).ConfigureAwait(false);
+
+        foreach (var connection in Queue.Complete())
+        {
+            connection.Abort(new ConnectionAbortedException("The listener was unbound before the connection was accepted."));
+        }
+        if (_unixSocketPath is not null)
+        {
+            // Kestrel's Sockets transport deletes the socket file it created when it stops listening.
+            try
+            {
+                File.Delete(_unixSocketPath);
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await UnbindAsync().ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _group.Release();
+        }
+    }
+}

@@ -1,0 +1,148 @@
+using EpollTransport.Interop;
+using EpollTransport.Reactor;
+
+namespace EpollTransport.Listening;
+
+/// <summary>
+/// A listening fd registered with one reactor. Accepts until EAGAIN, within a burst budget per turn, and stops
+/// (without spinning) when Kestrel's queue is full or the process is out of file descriptors.
+/// </summary>
+internal sealed class ListenSocket : IEpollHandler
+{
+    /// <summary>
+    /// How long accepting pauses after EMFILE/ENFILE. The pending connection stays in the backlog and, under
+    /// edge-triggered epoll, no new edge may ever come for it, so the retry must come from a timer.
+    /// </summary>
+    private static readonly TimeSpan FileDescriptorRetryDelay = TimeSpan.FromMilliseconds(50);
+
+    private readonly int _fd;
+    private readonly EpollReactor _reactor;
+    private readonly EpollConnectionListener _listener;
+    private readonly int _budget;
+    private bool _readable;
+    private bool _waiting;
+    private bool _closed;
+    private Timer? _retryTimer;
+
+    public ListenSocket(int fd, EpollReactor reactor, EpollConnectionListener listener, int budget)
+    {
+        _fd = fd;
+        _reactor = reactor;
+        _listener = listener;
+        _budget = budget;
+    }
+
+    public EpollReactor Reactor => _reactor;
+
+    public ulong Token { get; set; }
+
+    public bool IsReady { get; set; }
+
+    public bool IsSendQueued { get; set; }
+
+    /// <summary>Reactor thread.</summary>
+    public void Register()
+    {
+        var result = _reactor.Register(this, _fd);
+        if (!result.IsSuccess)
+        {
+            EpollTransportLog.AcceptError(_listener.Logger, _listener.EndPoint, result.ToString());
+            Close();
+        }
+    }
+
+    public bool OnEvents(uint events)
+    {
+        if ((events & (EpollInterop.EPOLLIN | EpollInterop.EPOLLERR | EpollInterop.EPOLLHUP)) != 0)
+        {
+            _readable = true;
+        }
+        return _readable && !_waiting && !_closed;
+    }
+
+    public bool Run()
+    {
+        if (!_readable || _waiting || _closed)
+        {
+            return false;
+        }
+
+        var queue = _listener.Queue;
+        for (int i = 0; i < _budget; i++)
+        {
+            if (!queue.HasRoom)
+            {
+                _waiting = true;
+                queue.Park(this);
+                return false;
+            }
+
+            var result = SocketInterop.Accept(_fd);
+            if (result.IsSuccess)
+            {
+                _reactor.Counters.Accepts++;
+                _listener.OnAccepted(result.IntValue, _reactor);
+                continue;
+            }
+            if (result.WouldBlock)
+            {
+                _readable = false;
+                return false;
+            }
+            if (Errnos.IsTransientAcceptError(result.Errno))
+            {
+                continue;
+            }
+            if (result.Errno is Errnos.EMFILE or Errnos.ENFILE)
+            {
+                EpollTransportLog.AcceptFileDescriptorsExhausted(_listener.Logger, _listener.EndPoint, result.ToString(),
+                    (int)FileDescriptorRetryDelay.TotalMilliseconds);
+                PauseFor(FileDescriptorRetryDelay);
+                return false;
+            }
+
+            // Anything else is not about one connection; back off rather than spin on it.
+            EpollTransportLog.AcceptError(_listener.Logger, _listener.EndPoint, result.ToString());
+            PauseFor(FileDescriptorRetryDelay);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>Any thread: accepting may go on (the queue has room, or the retry delay passed).</summary>
+    public void Resume() => _reactor.Schedule(static state =>
+    {
+        var socket = (ListenSocket)state!;
+        socket._waiting = false;
+        if (socket._readable && !socket._closed)
+        {
+            socket._reactor.SetReady(socket);
+        }
+    }, this);
+
+    /// <summary>Reactor thread: unregisters and closes the fd, once.</summary>
+    public void Close()
+    {
+        if (_closed)
+        {
+            return;
+        }
+        _closed = true;
+        _retryTimer?.Dispose();
+        _reactor.Unregister(this);
+        SocketInterop.Close(_fd);
+    }
+
+    public void Send()
+    {
+    }
+
+    public void OnReactorStopping() => Close();
+
+    private void PauseFor(TimeSpan delay)
+    {
+        _waiting = true;
+        _retryTimer ??= new Timer(static state => ((ListenSocket)state!).Resume(), this, Timeout.Infinite, Timeout.Infinite);
+        _retryTimer.Change(delay, Timeout.InfiniteTimeSpan);
+    }
+}

@@ -1,0 +1,317 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Runtime.InteropServices;
+using EpollTransport.Interop;
+using Microsoft.Extensions.Logging;
+
+namespace EpollTransport.Reactor;
+
+/// <summary>
+/// One event loop on one thread: a synchronous event demultiplexer (<c>epoll_wait</c>), a dispatcher (the ready
+/// list) and handlers that never block. It is also a <see cref="PipeScheduler"/>, so the transport side of every
+/// connection's pipes runs here, and other threads hand it work through an MPSC queue.
+/// </summary>
+/// <remarks>
+/// One turn: (1) <c>epoll_wait</c>, with timeout 0 while anything is pending; (2) turn every event into handler
+/// flags and collect the handlers that can run; (3) serve the ready list round-robin, each handler within its
+/// budget; (4) run the work queue; (5) flush the deferred sends, one <c>sendmsg</c> per connection.
+/// </remarks>
+internal sealed unsafe class EpollReactor : PipeScheduler
+{
+    /// <summary>epoll data of the wake-up eventfd; <see cref="HandlerTable"/> never issues 0.</summary>
+    private const ulong WakeupToken = 0;
+
+    /// <summary>Work items run per turn, so that a flood of posts cannot starve I/O.</summary>
+    private const int WorkItemsPerTurn = 1024;
+
+    /// <summary>Segments gathered into one sendmsg.</summary>
+    public const int MaxIOVectors = 64;
+
+    private readonly int _epollFd;
+    private readonly ReactorWakeup _wakeup;
+    private readonly ConcurrentQueue<WorkItem> _work = new();
+    private readonly ReadyList _ready = new();
+    private readonly HandlerTable _handlers = new();
+    private List<IEpollHandler> _sends = new();
+    private List<IEpollHandler> _sendsInFlight = new();
+    private readonly int _maxEvents;
+    private readonly ILogger _logger;
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly IOVector* _ioVectors;
+    private Thread? _thread;
+    private int _threadId;
+    private bool _stopping;
+
+    public EpollReactor(int id, int maxEvents, MemoryPool<byte> memoryPool, ILogger logger)
+    {
+        Id = id;
+        MemoryPool = memoryPool;
+        _maxEvents = maxEvents;
+        _logger = logger;
+
+        var epoll = EpollInterop.Create();
+        if (!epoll.IsSuccess)
+        {
+            throw Errnos.ToSocketException(epoll.Errno);
+        }
+        _epollFd = epoll.IntValue;
+        _wakeup = new ReactorWakeup();
+        var added = EpollInterop.Add(_epollFd, _wakeup.EventFd, EpollInterop.EPOLLIN | EpollInterop.EPOLLET, WakeupToken);
+        if (!added.IsSuccess)
+        {
+            SocketInterop.Close(_epollFd);
+            _wakeup.Dispose();
+            throw Errnos.ToSocketException(added.Errno);
+        }
+        _ioVectors = (IOVector*)NativeMemory.Alloc((nuint)(MaxIOVectors * sizeof(IOVector)));
+    }
+
+    public int Id { get; }
+
+    public MemoryPool<byte> MemoryPool { get; }
+
+    public ReactorCounters Counters { get; } = new();
+
+    public ReactorWakeup Wakeup => _wakeup;
+
+    /// <summary>Test hooks for rare paths; see <see cref="IReactorObserver"/>.</summary>
+    public IReactorObserver? Observer { get; set; }
+
+    /// <summary>Completes when the loop thread has exited and released its fds.</summary>
+    public Task Completion => _completion.Task;
+
+    public bool IsOnReactorThread => Environment.CurrentManagedThreadId == _threadId;
+
+    /// <summary>Scratch iovec array for <see cref="IEpollHandler.Send"/>; valid during the send only.</summary>
+    public IOVector* IOVectors => _ioVectors;
+
+    /// <summary>Scratch pins for the segments of <see cref="IOVectors"/>; valid during the send only.</summary>
+    public MemoryHandle[] Pins { get; } = new MemoryHandle[MaxIOVectors];
+
+    /// <summary>Handlers registered now (listeners and connections).</summary>
+    public int RegisteredCount => _handlers.Count;
+
+    public void Start()
+    {
+        _thread = new Thread(Loop)
+        {
+            IsBackground = true,
+            Name = $"epoll-reactor-{Id}",
+        };
+        _thread.UnsafeStart();
+    }
+
+    /// <summary>Queues work for the loop; safe from any thread.</summary>
+    public override void Schedule(Action<object?> action, object? state)
+    {
+        _work.Enqueue(new WorkItem(action, state));
+        if (Environment.CurrentManagedThreadId != _threadId)
+        {
+            _wakeup.Wake();
+        }
+    }
+
+    /// <summary>Asks the loop to close whatever is still registered and exit.</summary>
+    public void Stop() => Schedule(static state => ((EpollReactor)state!)._stopping = true, this);
+
+    /// <summary>Registers <paramref name="fd"/> once, edge-triggered for both directions. Loop thread only.</summary>
+    public PosixResult Register(IEpollHandler handler, int fd)
+    {
+        var token = _handlers.Add(handler);
+        var result = EpollInterop.Add(_epollFd, fd,
+            EpollInterop.EPOLLIN | EpollInterop.EPOLLOUT | EpollInterop.EPOLLRDHUP | EpollInterop.EPOLLET, token);
+        if (!result.IsSuccess)
+        {
+            _handlers.Remove(token);
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Forgets the handler. The caller closes the fd, which also removes it from the epoll set; events of this
+    /// registration still queued resolve to nothing through the token's generation. Loop thread only.
+    /// </summary>
+    public void Unregister(IEpollHandler handler) => _handlers.Remove(handler.Token);
+
+    /// <summary>Puts a handler on the ready list without an epoll event (e.g. reading resumes). Loop thread only.</summary>
+    public void SetReady(IEpollHandler handler) => _ready.Add(handler);
+
+    /// <summary>Defers a handler's send to the end of this turn. Loop thread only.</summary>
+    public void QueueSend(IEpollHandler handler)
+    {
+        if (!handler.IsSendQueued)
+        {
+            handler.IsSendQueued = true;
+            _sends.Add(handler);
+        }
+    }
+
+    private void Loop()
+    {
+        _threadId = Environment.CurrentManagedThreadId;
+        var events = (byte*)NativeMemory.Alloc((nuint)(_maxEvents * EpollInterop.EventSize));
+        try
+        {
+            while (!_stopping)
+            {
+                int timeout = 0;
+                if (_ready.Count == 0 && _sends.Count == 0 && _work.IsEmpty)
+                {
+                    _wakeup.PrepareToBlock();
+                    if (_work.IsEmpty)
+                    {
+                        timeout = -1;
+                    }
+                    else
+                    {
+                        _wakeup.SetAwake();
+                    }
+                }
+
+                var result = EpollInterop.Wait(_epollFd, events, _maxEvents, timeout);
+                if (timeout != 0)
+                {
+                    _wakeup.SetAwake();
+                }
+                if (!result.IsSuccess)
+                {
+                    if (result.Interrupted)
+                    {
+                        continue;
+                    }
+                    throw Errnos.ToSocketException(result.Errno);
+                }
+
+                Collect(events, result.IntValue);
+                ServeReadyList();
+                RunWorkQueue();
+                FlushSends();
+            }
+        }
+        catch (Exception ex)
+        {
+            EpollTransportLog.ReactorFailed(_logger, Id, ex);
+        }
+        finally
+        {
+            Shutdown();
+            NativeMemory.Free(events);
+        }
+    }
+
+    private void Collect(byte* events, int count)
+    {
+        Counters.Waits++;
+        Counters.Events += count;
+        for (int i = 0; i < count; i++)
+        {
+            var token = EpollInterop.DataAt(events, i);
+            if (token == WakeupToken)
+            {
+                _wakeup.Drain();
+                continue;
+            }
+            var handler = _handlers.Find(token);
+            if (handler is not null && handler.OnEvents(EpollInterop.EventsAt(events, i)))
+            {
+                _ready.Add(handler);
+            }
+        }
+    }
+
+    private void ServeReadyList()
+    {
+        // Only the handlers on the list when the turn began: one that spent its budget waits behind the others,
+        // and behind the handlers of the next epoll_wait.
+        for (int n = _ready.Count; n > 0; n--)
+        {
+            var handler = _ready.Take();
+            bool more;
+            try
+            {
+                more = handler.Run();
+            }
+            catch (Exception ex)
+            {
+                EpollTransportLog.HandlerFailed(_logger, Id, ex);
+                more = false;
+            }
+            if (more)
+            {
+                Counters.BudgetExhaustions++;
+                Observer?.OnBudgetExhausted(handler);
+                _ready.Add(handler);
+            }
+        }
+    }
+
+    private void RunWorkQueue()
+    {
+        for (int n = WorkItemsPerTurn; n > 0 && _work.TryDequeue(out var item); n--)
+        {
+            try
+            {
+                item.Action(item.State);
+            }
+            catch (Exception ex)
+            {
+                EpollTransportLog.HandlerFailed(_logger, Id, ex);
+            }
+        }
+    }
+
+    private void FlushSends()
+    {
+        if (_sends.Count == 0)
+        {
+            return;
+        }
+        // Swap lists: a handler that queues itself again while sending (more output already flushed) is served
+        // next turn, which keeps it to one sendmsg per connection per turn.
+        (_sends, _sendsInFlight) = (_sendsInFlight, _sends);
+        foreach (var handler in _sendsInFlight)
+        {
+            handler.IsSendQueued = false;
+            try
+            {
+                handler.Send();
+            }
+            catch (Exception ex)
+            {
+                EpollTransportLog.HandlerFailed(_logger, Id, ex);
+            }
+        }
+        _sendsInFlight.Clear();
+    }
+
+    private void Shutdown()
+    {
+        try
+        {
+            foreach (var handler in _handlers.Snapshot())
+            {
+                try
+                {
+                    handler.OnReactorStopping();
+                }
+                catch (Exception ex)
+                {
+                    EpollTransportLog.HandlerFailed(_logger, Id, ex);
+                }
+            }
+            // Completions the closes just scheduled here (pipe continuations) still run, once.
+            RunWorkQueue();
+        }
+        finally
+        {
+            SocketInterop.Close(_epollFd);
+            _wakeup.Dispose();
+            NativeMemory.Free(_ioVectors);
+            MemoryPool.Dispose();
+            _completion.TrySetResult();
+        }
+    }
+
+    private readonly record struct WorkItem(Action<object?> Action, object? State);
+}

@@ -1,0 +1,15 @@
+namespace EpollTransport.Reactor;
+
+/// <summary>
+/// Optional hooks on the reactor's rare paths, for tests that must await a kernel condition (a write that hit
+/// EAGAIN, a read paused by backpressure) instead of sleeping. Called on the reactor thread; never set in
+/// production, where the check costs one null test on a cold path.
+/// </summary>
+internal interface IReactorObserver
+{
+    void OnBudgetExhausted(IEpollHandler handler);
+
+    void OnReadPaused(IEpollHandler handler);
+
+    void OnWriteWouldBlock(IEpollHandler handler);
+}

@@ -1,0 +1,19 @@
+namespace EpollTransport.Reactor;
+
+/// <summary>
+/// Per-reactor counters, written by the reactor thread without atomics and read by the metrics callbacks
+/// (a torn or stale read only makes one observation slightly old).
+/// </summary>
+internal sealed class ReactorCounters
+{
+    public long Waits;
+    public long Events;
+    public long BudgetExhaustions;
+    public long ReadWouldBlock;
+    public long WriteWouldBlock;
+    public long Sends;
+    public long SegmentsSent;
+    public long Accepts;
+    public long ReadPauses;
+    public long ActiveConnections;
+}

@@ -1,0 +1,107 @@
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+
+namespace EpollTransport.Reactor;
+
+/// <summary>
+/// The reactors of one transport factory. They start with the first listener and stop when the last listener
+/// and the last connection are gone (connections outlive their listener, as with Sockets), so a host that is
+/// stopped and started again in one process leaves no threads behind.
+/// </summary>
+internal sealed class ReactorGroup : IAsyncDisposable
+{
+    private readonly EpollTransportOptions _options;
+    private readonly IMemoryPoolFactory<byte> _memoryPoolFactory;
+    private readonly ILogger _logger;
+    private readonly Lock _lock = new();
+    private EpollReactor[]? _reactors;
+    private int _references;
+    private int _nextHandoff;
+    private bool _disposed;
+
+    public ReactorGroup(EpollTransportOptions options, IMemoryPoolFactory<byte> memoryPoolFactory, ILogger logger)
+    {
+        _options = options;
+        _memoryPoolFactory = memoryPoolFactory;
+        _logger = logger;
+    }
+
+    /// <summary>The running reactors, or an empty array (for metrics).</summary>
+    public EpollReactor[] Current => Volatile.Read(ref _reactors) ?? [];
+
+    /// <summary>Takes a reference for a listener, starting the reactors if none run.</summary>
+    public EpollReactor[] Acquire()
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_reactors is null)
+            {
+                var count = _options.ReactorCount;
+                var reactors = new EpollReactor[count];
+                for (int i = 0; i < count; i++)
+                {
+                    reactors[i] = new EpollReactor(i, _options.MaxEventsPerWait,
+                        _memoryPoolFactory.Create(new MemoryPoolOptions { Owner = "EpollTransport" }), _logger);
+                }
+                foreach (var reactor in reactors)
+                {
+                    reactor.Start();
+                }
+                Volatile.Write(ref _reactors, reactors);
+            }
+            _references++;
+            return _reactors;
+        }
+    }
+
+    /// <summary>Takes a reference for a connection; a listener's reference already keeps the reactors alive.</summary>
+    public void AddConnection() => Interlocked.Increment(ref _references);
+
+    /// <summary>Drops a reference; the last one stops the reactors.</summary>
+    public void Release()
+    {
+        if (Interlocked.Decrement(ref _references) != 0)
+        {
+            return;
+        }
+        lock (_lock)
+        {
+            if (Volatile.Read(ref _references) == 0 && _reactors is { } reactors)
+            {
+                _reactors = null;
+                foreach (var reactor in reactors)
+                {
+                    reactor.Stop();
+                }
+            }
+        }
+    }
+
+    /// <summary>Picks the reactor for a connection accepted by a single (non-SO_REUSEPORT) listener.</summary>
+    public EpollReactor NextForHandoff(EpollReactor[] reactors)
+        => reactors[(int)((uint)Interlocked.Increment(ref _nextHandoff) % (uint)reactors.Length)];
+
+    public async ValueTask DisposeAsync()
+    {
+        EpollReactor[]? reactors;
+        lock (_lock)
+        {
+            _disposed = true;
+            reactors = _reactors;
+            _reactors = null;
+        }
+        if (reactors is null)
+        {
+            return;
+        }
+        foreach (var reactor in reactors)
+        {
+            reactor.Stop();
+        }
+        foreach (var reactor in reactors)
+        {
+            await reactor.Completion.ConfigureAwait(false);
+        }
+    }
+}
