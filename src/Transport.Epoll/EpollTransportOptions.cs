@@ -6,6 +6,11 @@ namespace EpollTransport;
 public sealed class EpollTransportOptions
 {
     private int _reactorCount = Environment.ProcessorCount;
+    private int _maxPendingAccepts = 1024;
+    private int _maxEventsPerWait = 256;
+    private int _acceptBudgetPerTurn = 64;
+    private int _readBudgetPerTurn = 64 * 1024;
+    private int _backlog = 512;
 
     /// <summary>
     /// The number of reactors: event-loop threads, each with its own epoll instance and, for IP endpoints, its
@@ -14,7 +19,11 @@ public sealed class EpollTransportOptions
     public int ReactorCount
     {
         get => _reactorCount;
-        set => _reactorCount = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "At least one reactor is needed.");
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _reactorCount = value;
+        }
     }
 
     /// <summary>
@@ -28,7 +37,15 @@ public sealed class EpollTransportOptions
     public bool NoDelay { get; set; } = true;
 
     /// <summary>The <c>listen</c> backlog of each listening socket. Defaults to 512.</summary>
-    public int Backlog { get; set; } = 512;
+    public int Backlog
+    {
+        get => _backlog;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _backlog = value;
+        }
+    }
 
     /// <summary>
     /// The most received bytes buffered for the application before the transport stops reading from the
@@ -46,17 +63,49 @@ public sealed class EpollTransportOptions
     /// The most bytes one connection reads per reactor turn before the other ready connections get their turn:
     /// the starvation guard of edge-triggered I/O. Defaults to 64 KiB.
     /// </summary>
-    public int ReadBudgetPerTurn { get; set; } = 64 * 1024;
+    public int ReadBudgetPerTurn
+    {
+        get => _readBudgetPerTurn;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _readBudgetPerTurn = value;
+        }
+    }
 
     /// <summary>The most connections one listening socket accepts per reactor turn. Defaults to 64.</summary>
-    public int AcceptBudgetPerTurn { get; set; } = 64;
+    public int AcceptBudgetPerTurn
+    {
+        get => _acceptBudgetPerTurn;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _acceptBudgetPerTurn = value;
+        }
+    }
 
     /// <summary>The most events one <c>epoll_wait</c> returns. Defaults to 256.</summary>
-    public int MaxEventsPerWait { get; set; } = 256;
+    public int MaxEventsPerWait
+    {
+        get => _maxEventsPerWait;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _maxEventsPerWait = value;
+        }
+    }
 
     /// <summary>
     /// Accepted connections that may wait for Kestrel to take them; when that many wait, listening sockets stop
     /// accepting and new connections stay in the kernel backlog. Defaults to 1024.
     /// </summary>
-    public int MaxPendingAccepts { get; set; } = 1024;
+    public int MaxPendingAccepts
+    {
+        get => _maxPendingAccepts;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _maxPendingAccepts = value;
+        }
+    }
 }
