@@ -1,0 +1,14 @@
+using System.Text.Json.Serialization;
+
+namespace WebApp;
+
+/// <summary>The body of <c>GET /json</c>.</summary>
+internal sealed record JsonMessage(string Message);
+
+/// <summary>
+/// Source-generated serialization metadata: no reflection at run time, so <c>/json</c> stays trim- and
+/// AOT-safe and skips the first-call metadata cost.
+/// </summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(JsonMessage))]
+internal sealed partial class AppJsonContext : JsonSerializerContext;

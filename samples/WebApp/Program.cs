@@ -1,0 +1,64 @@
+using Microsoft.Extensions.FileProviders;
+using WebApp;
+
+SampleCommandLine commandLine;
+try
+{
+    commandLine = SampleCommandLine.Parse(args);
+}
+catch (CommandLineException e)
+{
+    Console.Error.WriteLine($"WebApp: {e.Message}");
+    Console.Error.WriteLine("Run with --help for usage.");
+    return 2;
+}
+
+if (commandLine.ShowHelp)
+{
+    Console.Out.Write(SampleCommandLine.Usage);
+    return 0;
+}
+
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+{
+    Args = commandLine.HostArgs,
+    // appsettings.json (quiet logging) is copied next to WebApp.dll. The default content root is the current
+    // directory, so `dotnet /path/to/WebApp.dll` started elsewhere would miss it and log every request at
+    // Information. A contentRoot the user configured still wins.
+    ContentRootPath = HostSettings.NameContentRoot(commandLine.HostArgs) ? null : AppContext.BaseDirectory,
+});
+
+switch (commandLine.Transport)
+{
+    case TransportKind.Epoll:
+        builder.WebHost.UseEpollTransport(options => options.UnsafePreferInlineScheduling = commandLine.Inline);
+        break;
+    case TransportKind.Sockets when commandLine.Inline:
+        // CreateSlimBuilder already registers the Sockets transport; this only changes its options.
+        builder.WebHost.UseSockets(options => options.UnsafePreferInlineScheduling = true);
+        break;
+}
+
+if (!HostSettings.NameEndpoints(builder.Configuration))
+{
+    builder.WebHost.UseUrls(SampleCommandLine.DefaultUrl);
+}
+
+var app = builder.Build();
+
+SampleLog.Starting(app.Logger, commandLine.Transport.ToString().ToLowerInvariant(), commandLine.Inline ? "on" : "off",
+    commandLine.Static.ToString().ToLowerInvariant(), commandLine.Root);
+if (commandLine.Static != StaticMode.Stock)
+{
+    SampleLog.AmpedNotInBuild(app.Logger, commandLine.Static.ToString().ToLowerInvariant());
+}
+
+// Every --static mode is served by UseStaticFiles until the AMPED middleware (src/StaticFiles.Amped) is part
+// of the build; the flag is parsed and validated now so that scripts written against it keep working.
+var siteFiles = new PhysicalFileProvider(commandLine.Root);
+app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = siteFiles });
+app.UseStaticFiles(new StaticFileOptions { FileProvider = siteFiles });
+app.MapSampleEndpoints();
+
+await app.RunAsync();
+return 0;
