@@ -65,7 +65,9 @@ internal sealed partial class EpollConnection
         {
             _writeState = WriteState.Done;
             _pending = default;
-            _output.Reader.Complete(reason is ConnectionAbortedException ? null : reason);
+            // Like Sockets: a reset or abort reaches the application through its input and ConnectionClosed;
+            // Kestrel expects output flushes to end by completion, and would log any other exception as unexpected.
+            _output.Reader.Complete(reason is null or ConnectionAbortedException or ConnectionResetException ? null : reason);
         }
 
         _group.Release();

@@ -38,14 +38,15 @@ internal static class Errnos
     public static bool IsTransientAcceptError(int errno)
         => errno is ECONNABORTED or EPROTO or EINTR or ENOBUFS or ENOMEM or EPERM or ENETDOWN or ETIMEDOUT or EHOSTUNREACH or ENETUNREACH;
 
-    public static string Describe(int errno) => $"{new SocketException((int)ToSocketError(errno)).Message} (errno {errno})";
+    public static string Describe(int errno) => $"{System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
 
     public static SocketError ToSocketError(int errno) => errno switch
     {
         EADDRINUSE => SocketError.AddressAlreadyInUse,
         EADDRNOTAVAIL => SocketError.AddressNotAvailable,
         EACCES or EPERM => SocketError.AccessDenied,
-        ECONNRESET or EPIPE => SocketError.ConnectionReset,
+        ECONNRESET => SocketError.ConnectionReset,
+        EPIPE => SocketError.Shutdown,
         ECONNABORTED => SocketError.ConnectionAborted,
         ETIMEDOUT => SocketError.TimedOut,
         EHOSTUNREACH => SocketError.HostUnreachable,

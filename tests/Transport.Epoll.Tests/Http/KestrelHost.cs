@@ -1,0 +1,163 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Xunit.Abstractions;
+
+namespace EpollTransport.Tests.Http;
+
+/// <summary>
+/// A Kestrel server on 127.0.0.1 with an ephemeral port, served by the transport a test names, so that one
+/// functional suite runs against the epoll transport and against Kestrel's Sockets transport as the oracle.
+/// </summary>
+public sealed class KestrelHost : IAsyncDisposable
+{
+    /// <summary>The epoll transport with its default (thread pool) scheduling.</summary>
+    public const string Epoll = "epoll";
+
+    /// <summary>The epoll transport running Kestrel and the app on the reactor threads.</summary>
+    public const string EpollInline = "epoll-inline";
+
+    /// <summary>Kestrel's own Sockets transport: the oracle.</summary>
+    public const string Sockets = "sockets";
+
+    private static readonly TimeSpan s_gracePeriod = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan s_lifecycleTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly WebApplication _app;
+    private readonly ServerLog _log;
+
+    private KestrelHost(WebApplication app, ServerLog log, string transport, Uri baseAddress)
+    {
+        _app = app;
+        _log = log;
+        Transport = transport;
+        BaseAddress = baseAddress;
+    }
+
+    /// <summary>Every transport name, for <c>[MemberData]</c>.</summary>
+    public static TheoryData<string> Transports => new() { Epoll, EpollInline, Sockets };
+
+    /// <summary>The transport name this host was started with.</summary>
+    public string Transport { get; }
+
+    /// <summary>The address the server listens on, e.g. <c>http://127.0.0.1:41234/</c>.</summary>
+    public Uri BaseAddress { get; }
+
+    /// <summary>What the server logged at <see cref="LogLevel.Error"/> or above so far.</summary>
+    public IReadOnlyCollection<string> LoggedErrors => _log.Errors;
+
+    /// <summary>Starts a server on <paramref name="transport"/> with the endpoints <paramref name="map"/> adds.</summary>
+    /// <param name="transport">One of <see cref="Epoll"/>, <see cref="EpollInline"/>, <see cref="Sockets"/>.</param>
+    /// <param name="map">Maps the endpoints the test needs.</param>
+    /// <param name="output">Receives the server's warnings and errors; optional (errors are kept either way).</param>
+    public static async Task<KestrelHost> StartAsync(string transport, Action<WebApplication> map, ITestOutputHelper? output = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        var log = new ServerLog(output, transport);
+        builder.Logging.ClearProviders();
+        builder.Logging.AddProvider(log);
+
+        switch (transport)
+        {
+            case Epoll:
+                builder.WebHost.UseEpollTransport(o => o.ReactorCount = 2);
+                break;
+            case EpollInline:
+                builder.WebHost.UseEpollTransport(o =>
+                {
+                    o.ReactorCount = 2;
+                    o.UnsafePreferInlineScheduling = true;
+                });
+                break;
+            case Sockets:
+                builder.WebHost.UseSockets();
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(transport), transport, "Unknown transport.");
+        }
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+
+        var app = builder.Build();
+        try
+        {
+            map(app);
+            await app.StartAsync().WaitAsync(s_lifecycleTimeout);
+            var addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses;
+            var address = Assert.Single(addresses);
+            return new KestrelHost(app, log, transport, new Uri(address.TrimEnd('/') + "/"));
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Stops the server: gracefully for a grace period, then Kestrel aborts the connections still open. A failed
+    /// test may leave a request hanging; the grace period keeps that from costing the host's 30 s shutdown timeout
+    /// and from replacing the test's own failure. A stop that hangs even after the abort fails the test.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            using var grace = new CancellationTokenSource(s_gracePeriod);
+            await _app.StopAsync(grace.Token).WaitAsync(s_lifecycleTimeout);
+        }
+        finally
+        {
+            await _app.DisposeAsync();
+        }
+    }
+
+    /// <summary>Keeps the server's errors for the test to assert on, and shows warnings and errors in its output.</summary>
+    private sealed class ServerLog(ITestOutputHelper? output, string transport) : ILoggerProvider
+    {
+        public ConcurrentQueue<string> Errors { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new CategoryLogger(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private void Write(LogLevel logLevel, string category, int eventId, string message, Exception? exception)
+        {
+            var line = $"[{transport}] {logLevel} {category}[{eventId}]: {message}{(exception is null ? "" : Environment.NewLine + exception)}";
+            if (logLevel >= LogLevel.Error)
+            {
+                Errors.Enqueue(line);
+            }
+            try
+            {
+                output?.WriteLine(line);
+            }
+            catch (InvalidOperationException)
+            {
+                // The test has already finished: xunit refuses output after that, and a late log line is not worth
+                // failing the server's shutdown over.
+            }
+        }
+
+        private sealed class CategoryLogger(ServerLog log, string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                if (IsEnabled(logLevel))
+                {
+                    log.Write(logLevel, category, eventId.Id, formatter(state, exception), exception);
+                }
+            }
+        }
+    }
+}
