@@ -2,12 +2,10 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
-using EpollTransport.Connections;
 using EpollTransport.Reactor;
-using Microsoft.AspNetCore.Builder;
+using EpollTransport.Tests.Transport;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.Extensions.DependencyInjection;
+using static EpollTransport.Tests.Transport.TransportHarness;
 
 namespace EpollTransport.Tests.Reactor;
 
@@ -25,16 +23,9 @@ public class EdgeTriggeredTests
     public async Task ReadingResumesAfterBackpressureWithoutANewEdge(bool inline)
     {
         const int Payload = 512 * 1024;
-        await using var server = await SingleReactorServer.StartAsync(o =>
-        {
-            o.MaxReadBufferSize = 64 * 1024;
-            o.UnsafePreferInlineScheduling = inline;
-        });
-        var observer = new Observer();
-        server.Reactor.Observer = observer;
-
         var drain = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var serverReceived = server.OnConnection(async connection =>
+        var serverReceived = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await StartSingleReactorAsync(async connection =>
         {
             // Read nothing until told to: the transport must stop at MaxReadBufferSize, with bytes still in the socket.
             await drain.Task;
@@ -46,12 +37,19 @@ public class EdgeTriggeredTests
                 connection.Transport.Input.AdvanceTo(result.Buffer.End);
                 if (result.IsCompleted || total >= Payload)
                 {
-                    return total;
+                    serverReceived.SetResult(total);
+                    return;
                 }
             }
+        }, o =>
+        {
+            o.MaxReadBufferSize = 64 * 1024;
+            o.UnsafePreferInlineScheduling = inline;
         });
+        var observer = new Observer();
+        ReactorOf(server).Observer = observer;
 
-        using var client = await server.ConnectAsync();
+        using var client = await ConnectAsync(server.EndPoint, CancellationToken.None);
         var data = new byte[Payload];
         Random.Shared.NextBytes(data);
         var sent = client.SendAsync(data, SocketFlags.None);
@@ -60,7 +58,7 @@ public class EdgeTriggeredTests
         // Everything is in kernel buffers now; the client sends nothing more, so no edge will come.
         Assert.Equal(Payload, await sent.WaitAsync(Timeout));
         drain.SetResult();
-        Assert.Equal(Payload, await serverReceived.WaitAsync(Timeout));
+        Assert.Equal(Payload, await serverReceived.Task.WaitAsync(Timeout));
     }
 
     [Theory]
@@ -72,19 +70,16 @@ public class EdgeTriggeredTests
         var data = new byte[Payload];
         new Random(42).NextBytes(data);
 
-        await using var server = await SingleReactorServer.StartAsync(o => o.UnsafePreferInlineScheduling = inline);
-        var observer = new Observer();
-        server.Reactor.Observer = observer;
-
-        var served = server.OnConnection(async connection =>
+        await using var server = await StartSingleReactorAsync(async connection =>
         {
             for (int offset = 0; offset < Payload; offset += 64 * 1024)
             {
                 await connection.Transport.Output.WriteAsync(data.AsMemory(offset, 64 * 1024));
             }
             await connection.Transport.Output.CompleteAsync();
-            return 0L;
-        });
+        }, o => o.UnsafePreferInlineScheduling = inline);
+        var observer = new Observer();
+        ReactorOf(server).Observer = observer;
 
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 64 * 1024 };
         await client.ConnectAsync(server.EndPoint);
@@ -105,8 +100,8 @@ public class EdgeTriggeredTests
         }
         Assert.Equal(Payload, total);
         Assert.True(data.AsSpan().SequenceEqual(received.AsSpan(0, total)));
-        await served.WaitAsync(Timeout);
-        Assert.True(server.Reactor.Counters.WriteWouldBlock > 0);
+        await server.HandlersCompleted();
+        Assert.True(ReactorOf(server).Counters.WriteWouldBlock > 0);
     }
 
     [Theory]
@@ -114,13 +109,8 @@ public class EdgeTriggeredTests
     [InlineData(true)]
     public async Task AFirehoseConnectionDoesNotStarveAnother(bool inline)
     {
-        await using var server = await SingleReactorServer.StartAsync(o =>
-        {
-            o.UnsafePreferInlineScheduling = inline;
-            o.ReadBudgetPerTurn = 16 * 1024;
-        });
         var firehoseFlowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _ = server.OnConnection(async connection =>
+        await using var server = await StartSingleReactorAsync(async connection =>
         {
             var input = connection.Transport.Input;
             var first = await input.ReadAsync();
@@ -141,7 +131,7 @@ public class EdgeTriggeredTests
                     }
                     if (result.IsCompleted)
                     {
-                        return total;
+                        return;
                     }
                 }
             }
@@ -156,10 +146,13 @@ public class EdgeTriggeredTests
             var reply = line.ToArray();
             input.AdvanceTo(line.End);
             await connection.Transport.Output.WriteAsync(reply);
-            return reply.Length;
+        }, o =>
+        {
+            o.UnsafePreferInlineScheduling = inline;
+            o.ReadBudgetPerTurn = 16 * 1024;
         });
 
-        using var firehose = await server.ConnectAsync();
+        using var firehose = await ConnectAsync(server.EndPoint, CancellationToken.None);
         using var stop = new CancellationTokenSource(Timeout);
         var chunk = new byte[256 * 1024];
         chunk[0] = (byte)'A';
@@ -181,7 +174,7 @@ public class EdgeTriggeredTests
         });
 
         await firehoseFlowing.Task.WaitAsync(Timeout);
-        using var other = await server.ConnectAsync();
+        using var other = await ConnectAsync(server.EndPoint, CancellationToken.None);
         await other.SendAsync("B ping\n"u8.ToArray());
         var buffer = new byte[64];
         int got = 0;
@@ -194,7 +187,7 @@ public class EdgeTriggeredTests
         Assert.Equal("B ping\n", System.Text.Encoding.ASCII.GetString(buffer, 0, got));
         // Served while the firehose was still streaming, and the ready list's budget was what made room.
         Assert.False(streaming.IsCompleted);
-        Assert.True(server.Reactor.Counters.BudgetExhaustions > 0);
+        Assert.True(ReactorOf(server).Counters.BudgetExhaustions > 0);
 
         stop.Cancel();
         await streaming.WaitAsync(Timeout);
@@ -215,109 +208,12 @@ public class EdgeTriggeredTests
         public void OnWriteWouldBlock(IEpollHandler handler) => WriteBlocked.TrySetResult();
     }
 
-    /// <summary>One listener on one reactor, driven through the Connections API.</summary>
-    private sealed class SingleReactorServer : IAsyncDisposable
-    {
-        private readonly WebApplication _host;
-        private readonly EpollTransportFactory _factory;
-        private readonly IConnectionListener _listener;
-        private readonly List<Task> _handlers = new();
-        private readonly Task _acceptLoop;
-        private Func<ConnectionContext, Task<long>>? _handler;
-
-        private SingleReactorServer(WebApplication host, EpollTransportFactory factory, IConnectionListener listener)
+    private static Task<TestServer> StartSingleReactorAsync(Func<ConnectionContext, Task> handler, Action<EpollTransportOptions> configure)
+        => TestServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), handler, o =>
         {
-            _host = host;
-            _factory = factory;
-            _listener = listener;
-            _acceptLoop = AcceptLoopAsync();
-        }
+            o.ReactorCount = 1;
+            configure(o);
+        });
 
-        public EndPoint EndPoint => _listener.EndPoint;
-
-        public EpollReactor Reactor => _factory.Reactors.Current.Single();
-
-        public static async Task<SingleReactorServer> StartAsync(Action<EpollTransportOptions> configure)
-        {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.WebHost.UseEpollTransport(o =>
-            {
-                o.ReactorCount = 1;
-                configure(o);
-            });
-            var host = builder.Build();
-            var factory = host.Services.GetServices<IConnectionListenerFactory>().OfType<EpollTransportFactory>().Single();
-            var listener = await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
-            return new SingleReactorServer(host, factory, listener);
-        }
-
-        /// <summary>Handles every accepted connection with <paramref name="handler"/>; completes with the first one's result.</summary>
-        public Task<long> OnConnection(Func<ConnectionContext, Task<long>> handler)
-        {
-            var first = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _handler = async connection =>
-            {
-                try
-                {
-                    var result = await handler(connection);
-                    first.TrySetResult(result);
-                    return result;
-                }
-                catch (Exception ex)
-                {
-                    first.TrySetException(ex);
-                    throw;
-                }
-            };
-            return first.Task;
-        }
-
-        public async Task<Socket> ConnectAsync()
-        {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            await socket.ConnectAsync(EndPoint);
-            return socket;
-        }
-
-        private async Task AcceptLoopAsync()
-        {
-            while (await _listener.AcceptAsync() is { } connection)
-            {
-                _handlers.Add(HandleAsync(connection));
-            }
-        }
-
-        private async Task HandleAsync(ConnectionContext connection)
-        {
-            await Task.Yield();
-            try
-            {
-                if (_handler is { } handler)
-                {
-                    await handler(connection);
-                }
-            }
-            catch (Exception)
-            {
-                // The test that owns the handler observes its failure through OnConnection's task.
-            }
-            finally
-            {
-                await connection.DisposeAsync();
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _listener.UnbindAsync();
-            await _acceptLoop.WaitAsync(Timeout);
-            foreach (var handler in _handlers)
-            {
-                await handler.WaitAsync(Timeout);
-            }
-            await _listener.DisposeAsync();
-            await _factory.DisposeAsync();
-            await _host.DisposeAsync();
-        }
-    }
+    private static EpollReactor ReactorOf(TestServer server) => server.Factory.Reactors.Current.Single();
 }

@@ -1,0 +1,111 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using EpollTransport.Connections;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using static EpollTransport.Tests.Transport.TransportHarness;
+
+namespace EpollTransport.Tests.Transport;
+
+/// <summary>Binding: DI registration, port 0 with SO_REUSEPORT groups, and address-in-use.</summary>
+public class ListenerTests
+{
+    [Fact]
+    public void UseEpollTransportRegistersTheFactoryAsAConnectionListenerFactory()
+    {
+        var factories = HostServices.GetServices<IConnectionListenerFactory>().ToArray();
+        var epoll = Assert.Single(factories.OfType<EpollTransportFactory>());
+        Assert.Same(epoll, HostServices.GetRequiredService<EpollTransportFactory>());
+        // Registered after Kestrel's own transport: Kestrel asks the last one first.
+        Assert.Same(epoll, factories[^1]);
+        Assert.Equal(1, HostServices.GetRequiredService<IOptions<EpollTransportOptions>>().Value.ReactorCount);
+
+        Assert.True(epoll.CanBind(new IPEndPoint(IPAddress.Loopback, 0)));
+        Assert.True(epoll.CanBind(new IPEndPoint(IPAddress.IPv6Any, 0)));
+        Assert.True(epoll.CanBind(new UnixDomainSocketEndPoint(UniqueUnixSocketPath())));
+        Assert.True(epoll.CanBind(new FileHandleEndPoint(3, FileHandleType.Auto)));
+        Assert.False(epoll.CanBind(new DnsEndPoint("localhost", 80)));
+        Assert.False(epoll.CanBind(new NamedPipeEndPoint("pipe")));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task PortZeroReportsTheBoundPortAndEveryReusePortSocketServesIt(int reactorCount)
+    {
+        const int Connections = 50;
+        using var cts = new CancellationTokenSource(WaitLimit);
+        await using var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, false));
+
+        var endPoint = Assert.IsType<IPEndPoint>(server.EndPoint);
+        Assert.Equal(IPAddress.Loopback, endPoint.Address);
+        Assert.NotEqual(0, endPoint.Port);
+        // One listening socket per reactor, all on the same port.
+        Assert.Equal(reactorCount, CountListeningSockets(endPoint));
+
+        await Task.WhenAll(Enumerable.Range(0, Connections).Select(i =>
+            AssertEchoRoundTripAsync(endPoint, Encoding.ASCII.GetBytes($"port {endPoint.Port} #{i}"), cts.Token)))
+            .WaitAsync(WaitLimit);
+        await server.HandlersCompleted();
+
+        var connections = server.Connections;
+        Assert.Equal(Connections, connections.Length);
+        Assert.All(connections, c => Assert.Equal(endPoint.Port, Assert.IsType<IPEndPoint>(c.Context.LocalEndPoint).Port));
+        // The kernel spreads connections over the SO_REUSEPORT group by a hash of the 4-tuple: with 50 client
+        // ports every listening socket (hence every reactor) accepts some (all on one: probability 2^-49).
+        var reactors = connections.Select(c => ((EpollConnection)c.Context).Reactor.Id).Distinct().Count();
+        Assert.Equal(reactorCount, reactors);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task BindingAnEndPointInUseThrowsAddressInUseException(int reactorCount)
+    {
+        using var occupant = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        occupant.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        occupant.Listen(16);
+        var taken = (IPEndPoint)occupant.LocalEndPoint!;
+
+        await using var factory = CreateFactory(Configure(reactorCount, false));
+        await Assert.ThrowsAsync<AddressInUseException>(async () => await factory.BindAsync(taken));
+
+        // The failed bind left the factory usable.
+        using var cts = new CancellationTokenSource(WaitLimit);
+        var listener = await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        try
+        {
+            using var client = await ConnectAsync(listener.EndPoint, cts.Token);
+            var accepted = await listener.AcceptAsync().AsTask().WaitAsync(WaitLimit);
+            Assert.NotNull(accepted);
+            await accepted.DisposeAsync().AsTask().WaitAsync(WaitLimit);
+            await AssertEofAsync(client, cts.Token);
+        }
+        finally
+        {
+            await listener.UnbindAsync();
+            await listener.DisposeAsync();
+        }
+    }
+
+    /// <summary>LISTEN entries of /proc/net/tcp (or tcp6) on this address and port.</summary>
+    private static int CountListeningSockets(IPEndPoint endPoint)
+    {
+        Assert.Equal(AddressFamily.InterNetwork, endPoint.AddressFamily);
+        var address = BitConverter.ToUInt32(endPoint.Address.GetAddressBytes(), 0).ToString("X8", CultureInfo.InvariantCulture);
+        var local = $"{address}:{endPoint.Port:X4}";
+        int count = 0;
+        foreach (var line in File.ReadLines("/proc/net/tcp").Skip(1))
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length > 3 && fields[1] == local && fields[3] == "0A")
+            {
+                count++;
+            }
+        }
+        return count;
+    }
+}

@@ -1,0 +1,163 @@
+using System.Net;
+using System.Text;
+using Xunit.Abstractions;
+using static EpollTransport.Tests.Transport.TransportHarness;
+
+namespace EpollTransport.Tests.Transport;
+
+/// <summary>
+/// Counts the process's file descriptors and threads, so it must not run beside other tests: the collection
+/// disables parallelization (it then runs alone, after the parallel ones).
+/// </summary>
+[CollectionDefinition(nameof(ResourceLeakCollection), DisableParallelization = true)]
+public sealed class ResourceLeakCollection
+{
+}
+
+[Collection(nameof(ResourceLeakCollection))]
+public class ResourceLeakTests
+{
+    private const string ReactorThreadPrefix = "epoll-reactor-";
+    private readonly ITestOutputHelper _output;
+
+    public ResourceLeakTests(ITestOutputHelper output) => _output = output;
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task ThousandConnectionsLeaveNoFileDescriptorsOrReactorThreadsBehind(int reactorCount)
+    {
+        // Warm-up: whatever the runtime opens lazily (the sockets' own epoll engine, ...) is open before counting.
+        await RunConnectionsAsync(reactorCount, connections: 100, reactorThreadsBefore: null);
+
+        var reactorThreadsBefore = ReactorThreadIds();
+        var fdsBefore = OpenFileDescriptors();
+
+        var threads = await RunConnectionsAsync(reactorCount, connections: 1000, reactorThreadsBefore);
+
+        // Every reactor thread of the disposed factory has exited: first the managed join, then the kernel task.
+        // Join returns when the runtime marks the thread finished, a few instructions before the kernel task goes
+        // away; nothing signals that last step, so it is polled, bounded by the same limit as every other wait.
+        foreach (var thread in threads)
+        {
+            Assert.True(thread.Join(WaitLimit), $"Reactor thread {thread.Name} did not exit.");
+        }
+        var ourReactorThreadsGone = SpinWait.SpinUntil(() => !ReactorThreadIds().Except(reactorThreadsBefore).Any(), WaitLimit);
+        Assert.True(ourReactorThreadsGone,
+            $"Threads named {ReactorThreadPrefix}* remain: {string.Join(", ", ReactorThreadIds().Except(reactorThreadsBefore))}.");
+        if (reactorThreadsBefore.Count > 0)
+        {
+            _output.WriteLine($"Reactor threads of other tests were running before this one: {string.Join(", ", reactorThreadsBefore)}.");
+        }
+
+        var fdsAfter = OpenFileDescriptors();
+        if (fdsAfter.Count != fdsBefore.Count)
+        {
+            var opened = fdsAfter.Except(fdsBefore).ToArray();
+            var closed = fdsBefore.Except(fdsAfter).ToArray();
+            Assert.Fail($"Open fds: {fdsBefore.Count} before, {fdsAfter.Count} after. New: [{string.Join(", ", opened)}]; gone: [{string.Join(", ", closed)}].");
+        }
+    }
+
+    /// <summary>
+    /// A fresh factory and echo listener; <paramref name="connections"/> round trips in batches of 50; waits for every
+    /// handler and every ConnectionClosed; then disposes listener and factory. With <paramref name="reactorThreadsBefore"/>,
+    /// returns the factory's reactor threads.
+    /// </summary>
+    private static async Task<Thread[]> RunConnectionsAsync(int reactorCount, int connections, HashSet<string>? reactorThreadsBefore)
+    {
+        const int Batch = 50;
+        using var cts = new CancellationTokenSource(WaitLimit * 2);
+        var threads = Array.Empty<Thread>();
+        var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, false));
+        try
+        {
+            if (reactorThreadsBefore is not null)
+            {
+                threads = await CaptureReactorThreadsAsync(server.Factory);
+                Assert.Equal(reactorCount, threads.Length);
+                Assert.All(threads, t => Assert.StartsWith(ReactorThreadPrefix, t.Name));
+                // The kernel sees them by that name too, so their absence later means something.
+                Assert.Equal(reactorCount, ReactorThreadIds().Except(reactorThreadsBefore).Count());
+            }
+
+            for (int start = 0; start < connections; start += Batch)
+            {
+                await Task.WhenAll(Enumerable.Range(start, Math.Min(Batch, connections - start)).Select(i =>
+                    AssertEchoRoundTripAsync(server.EndPoint, Encoding.ASCII.GetBytes($"connection {i}"), cts.Token)))
+                    .WaitAsync(WaitLimit);
+            }
+
+            await server.HandlersCompleted();
+            await server.AllClosed();
+            Assert.Equal(connections, server.Connections.Length);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+
+        // Handles that other tests dropped without disposing are finalized now, not during the next count.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        return threads;
+    }
+
+    /// <summary>Runs an item on every reactor to learn its thread.</summary>
+    private static async Task<Thread[]> CaptureReactorThreadsAsync(EpollTransportFactory factory)
+    {
+        var reactors = factory.Reactors.Current;
+        var captures = reactors.Select(reactor =>
+        {
+            var tcs = new TaskCompletionSource<Thread>(TaskCreationOptions.RunContinuationsAsynchronously);
+            reactor.Schedule(static state => ((TaskCompletionSource<Thread>)state!).TrySetResult(Thread.CurrentThread), tcs);
+            return tcs.Task;
+        });
+        return await Task.WhenAll(captures).WaitAsync(WaitLimit);
+    }
+
+    /// <summary>The process's open fds, as "fd -> target".</summary>
+    private static HashSet<string> OpenFileDescriptors()
+    {
+        var result = new HashSet<string>();
+        foreach (var entry in Directory.GetFileSystemEntries("/proc/self/fd"))
+        {
+            string target;
+            try
+            {
+                target = new FileInfo(entry).LinkTarget ?? "?";
+            }
+            catch (IOException)
+            {
+                // The fd of the directory listing itself, closed by now.
+                continue;
+            }
+            result.Add($"{Path.GetFileName(entry)} -> {target}");
+        }
+        return result;
+    }
+
+    /// <summary>Thread ids (from /proc/self/task) whose name starts with "epoll-reactor-".</summary>
+    private static HashSet<string> ReactorThreadIds()
+    {
+        var result = new HashSet<string>();
+        foreach (var task in Directory.GetDirectories("/proc/self/task"))
+        {
+            string name;
+            try
+            {
+                name = File.ReadAllText(Path.Combine(task, "comm")).TrimEnd('\n');
+            }
+            catch (IOException)
+            {
+                continue; // the thread exited while listing
+            }
+            if (name.StartsWith(ReactorThreadPrefix, StringComparison.Ordinal))
+            {
+                result.Add($"{Path.GetFileName(task)} ({name})");
+            }
+        }
+        return result;
+    }
+}
