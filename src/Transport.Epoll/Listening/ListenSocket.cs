@@ -11,7 +11,7 @@ internal sealed class ListenSocket : IEpollHandler
 {
     /// <summary>
     /// How long accepting pauses after EMFILE/ENFILE. The pending connection stays in the backlog and, under
-    /// edge-triggered epoll, no new edge may ever come for it, so the retry must come from a timer.
+    /// edge-triggered epoll, no new edge may ever come for it, so the retry must come from the loop's timer.
     /// </summary>
     private static readonly TimeSpan FileDescriptorRetryDelay = TimeSpan.FromMilliseconds(50);
 
@@ -22,7 +22,7 @@ internal sealed class ListenSocket : IEpollHandler
     private bool _readable;
     private bool _waiting;
     private bool _closed;
-    private Timer? _retryTimer;
+    private bool _exhaustionLogged;
 
     public ListenSocket(int fd, EpollReactor reactor, EpollConnectionListener listener, int budget)
     {
@@ -81,6 +81,7 @@ internal sealed class ListenSocket : IEpollHandler
             if (result.IsSuccess)
             {
                 _reactor.Counters.Accepts++;
+                _exhaustionLogged = false;
                 _listener.OnAccepted(result.IntValue, _reactor);
                 continue;
             }
@@ -95,8 +96,13 @@ internal sealed class ListenSocket : IEpollHandler
             }
             if (result.Errno is Errnos.EMFILE or Errnos.ENFILE)
             {
-                EpollTransportLog.AcceptFileDescriptorsExhausted(_listener.Logger, _listener.EndPoint, result.ToString(),
-                    (int)FileDescriptorRetryDelay.TotalMilliseconds);
+                // Once per episode: the retries every few milliseconds would flood the log.
+                if (!_exhaustionLogged)
+                {
+                    _exhaustionLogged = true;
+                    EpollTransportLog.AcceptFileDescriptorsExhausted(_listener.Logger, _listener.EndPoint, result.ToString(),
+                        (int)FileDescriptorRetryDelay.TotalMilliseconds);
+                }
                 PauseFor(FileDescriptorRetryDelay);
                 return false;
             }
@@ -110,15 +116,16 @@ internal sealed class ListenSocket : IEpollHandler
     }
 
     /// <summary>Any thread: accepting may go on (the queue has room, or the retry delay passed).</summary>
-    public void Resume() => _reactor.Schedule(static state =>
+    public void Resume() => _reactor.Schedule(static state => ((ListenSocket)state!).ResumeOnLoop(), this);
+
+    private void ResumeOnLoop()
     {
-        var socket = (ListenSocket)state!;
-        socket._waiting = false;
-        if (socket._readable && !socket._closed)
+        _waiting = false;
+        if (_readable && !_closed)
         {
-            socket._reactor.SetReady(socket);
+            _reactor.SetReady(this);
         }
-    }, this);
+    }
 
     /// <summary>Reactor thread: unregisters and closes the fd, once.</summary>
     public void Close()
@@ -128,7 +135,6 @@ internal sealed class ListenSocket : IEpollHandler
             return;
         }
         _closed = true;
-        _retryTimer?.Dispose();
         _reactor.Unregister(this);
         SocketInterop.Close(_fd);
     }
@@ -142,7 +148,6 @@ internal sealed class ListenSocket : IEpollHandler
     private void PauseFor(TimeSpan delay)
     {
         _waiting = true;
-        _retryTimer ??= new Timer(static state => ((ListenSocket)state!).Resume(), this, Timeout.Infinite, Timeout.Infinite);
-        _retryTimer.Change(delay, Timeout.InfiniteTimeSpan);
+        _reactor.RunAfter(delay, static state => ((ListenSocket)state!).ResumeOnLoop(), this);
     }
 }

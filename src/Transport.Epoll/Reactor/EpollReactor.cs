@@ -32,6 +32,7 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     private readonly ReactorWakeup _wakeup;
     private readonly ConcurrentQueue<WorkItem> _work = new();
     private readonly ReadyList _ready = new();
+    private readonly List<TimedWorkItem> _timers = new();
     private readonly HandlerTable _handlers = new();
     private List<IEpollHandler> _sends = new();
     private List<IEpollHandler> _sendsInFlight = new();
@@ -115,6 +116,14 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     /// <summary>Asks the loop to close whatever is still registered and exit.</summary>
     public void Stop() => Schedule(static state => ((EpollReactor)state!)._stopping = true, this);
 
+    /// <summary>
+    /// Runs <paramref name="action"/> on the loop after <paramref name="delay"/>. Loop thread only. The loop keeps
+    /// its own deadlines (the epoll_wait timeout) rather than using a <see cref="Timer"/>: timers are needed when
+    /// the process is out of file descriptors, exactly when starting the runtime's timer thread can fail.
+    /// </summary>
+    public void RunAfter(TimeSpan delay, Action<object?> action, object? state)
+        => _timers.Add(new TimedWorkItem(Environment.TickCount64 + (long)delay.TotalMilliseconds, new WorkItem(action, state)));
+
     /// <summary>Registers <paramref name="fd"/> once, edge-triggered for both directions. Loop thread only.</summary>
     public PosixResult Register(IEpollHandler handler, int fd)
     {
@@ -156,12 +165,14 @@ internal sealed unsafe class EpollReactor : PipeScheduler
             while (!_stopping)
             {
                 int timeout = 0;
+                bool blocking = false;
                 if (_ready.Count == 0 && _sends.Count == 0 && _work.IsEmpty)
                 {
                     _wakeup.PrepareToBlock();
                     if (_work.IsEmpty)
                     {
-                        timeout = -1;
+                        blocking = true;
+                        timeout = _timers.Count == 0 ? -1 : MillisecondsToNextTimer();
                     }
                     else
                     {
@@ -170,7 +181,7 @@ internal sealed unsafe class EpollReactor : PipeScheduler
                 }
 
                 var result = EpollInterop.Wait(_epollFd, events, _maxEvents, timeout);
-                if (timeout != 0)
+                if (blocking)
                 {
                     _wakeup.SetAwake();
                 }
@@ -185,6 +196,7 @@ internal sealed unsafe class EpollReactor : PipeScheduler
 
                 Collect(events, result.IntValue);
                 ServeReadyList();
+                RunDueTimers();
                 RunWorkQueue();
                 FlushSends();
             }
@@ -261,6 +273,34 @@ internal sealed unsafe class EpollReactor : PipeScheduler
         }
     }
 
+    private int MillisecondsToNextTimer()
+    {
+        long next = long.MaxValue;
+        foreach (var timer in _timers)
+        {
+            next = Math.Min(next, timer.Due);
+        }
+        return (int)Math.Clamp(next - Environment.TickCount64, 0, int.MaxValue);
+    }
+
+    private void RunDueTimers()
+    {
+        if (_timers.Count == 0)
+        {
+            return;
+        }
+        var now = Environment.TickCount64;
+        for (int i = _timers.Count - 1; i >= 0; i--)
+        {
+            var timer = _timers[i];
+            if (timer.Due <= now)
+            {
+                _timers.RemoveAt(i);
+                _work.Enqueue(timer.Work);
+            }
+        }
+    }
+
     private void FlushSends()
     {
         if (_sends.Count == 0)
@@ -314,4 +354,6 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     }
 
     private readonly record struct WorkItem(Action<object?> Action, object? State);
+
+    private readonly record struct TimedWorkItem(long Due, WorkItem Work);
 }
