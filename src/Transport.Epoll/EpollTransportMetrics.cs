@@ -13,10 +13,13 @@ internal sealed class EpollTransportMetrics : IDisposable
 
     private readonly Meter _meter;
     private readonly ReactorGroup _group;
+    private readonly bool _ownsMeter;
 
     public EpollTransportMetrics(IMeterFactory? meterFactory, ReactorGroup group)
     {
         _group = group;
+        // A factory's meters belong to the factory (it disposes them, and may hand the same one to several callers).
+        _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
 
         Counter("epoll.reactor.waits", "{call}", "epoll_wait calls.", static r => r.Counters.Waits);
@@ -45,5 +48,11 @@ internal sealed class EpollTransportMetrics : IDisposable
         }
     }
 
-    public void Dispose() => _meter.Dispose();
+    public void Dispose()
+    {
+        if (_ownsMeter)
+        {
+            _meter.Dispose();
+        }
+    }
 }
