@@ -5,26 +5,12 @@ namespace EpollTransport;
 /// </summary>
 public sealed class EpollTransportOptions
 {
-    private int _reactorCount = Environment.ProcessorCount;
-    private int _maxPendingAccepts = 1024;
-    private int _maxEventsPerWait = 256;
-    private int _acceptBudgetPerTurn = 64;
-    private int _readBudgetPerTurn = 64 * 1024;
-    private int _backlog = 512;
 
     /// <summary>
     /// The number of reactors: event-loop threads, each with its own epoll instance and, for IP endpoints, its
     /// own <c>SO_REUSEPORT</c> listening socket. Defaults to <see cref="Environment.ProcessorCount"/>.
     /// </summary>
-    public int ReactorCount
-    {
-        get => _reactorCount;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _reactorCount = value;
-        }
-    }
+    public int ReactorCount { get; set => field = AtLeastOne(value); } = Environment.ProcessorCount;
 
     /// <summary>
     /// Runs Kestrel and the application on the reactor thread that owns the connection instead of the .NET
@@ -37,15 +23,7 @@ public sealed class EpollTransportOptions
     public bool NoDelay { get; set; } = true;
 
     /// <summary>The <c>listen</c> backlog of each listening socket. Defaults to 512.</summary>
-    public int Backlog
-    {
-        get => _backlog;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _backlog = value;
-        }
-    }
+    public int Backlog { get; set => field = AtLeastOne(value); } = 512;
 
     /// <summary>
     /// The most received bytes buffered for the application before the transport stops reading from the
@@ -63,49 +41,23 @@ public sealed class EpollTransportOptions
     /// The most bytes one connection reads per reactor turn before the other ready connections get their turn:
     /// the starvation guard of edge-triggered I/O. Defaults to 64 KiB.
     /// </summary>
-    public int ReadBudgetPerTurn
-    {
-        get => _readBudgetPerTurn;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _readBudgetPerTurn = value;
-        }
-    }
+    public int ReadBudgetPerTurn { get; set => field = AtLeastOne(value); } = 64 * 1024;
 
     /// <summary>The most connections one listening socket accepts per reactor turn. Defaults to 64.</summary>
-    public int AcceptBudgetPerTurn
-    {
-        get => _acceptBudgetPerTurn;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _acceptBudgetPerTurn = value;
-        }
-    }
+    public int AcceptBudgetPerTurn { get; set => field = AtLeastOne(value); } = 64;
 
     /// <summary>The most events one <c>epoll_wait</c> returns. Defaults to 256.</summary>
-    public int MaxEventsPerWait
-    {
-        get => _maxEventsPerWait;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _maxEventsPerWait = value;
-        }
-    }
+    public int MaxEventsPerWait { get; set => field = AtLeastOne(value); } = 256;
 
     /// <summary>
     /// Accepted connections that may wait for Kestrel to take them; when that many wait, listening sockets stop
     /// accepting and new connections stay in the kernel backlog. Defaults to 1024.
     /// </summary>
-    public int MaxPendingAccepts
+    public int MaxPendingAccepts { get; set => field = AtLeastOne(value); } = 1024;
+
+    private static int AtLeastOne(int value)
     {
-        get => _maxPendingAccepts;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _maxPendingAccepts = value;
-        }
+        ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+        return value;
     }
 }
