@@ -90,9 +90,6 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     /// <summary>Scratch pins for the segments of <see cref="IOVectors"/>; valid during the send only.</summary>
     public MemoryHandle[] Pins { get; } = new MemoryHandle[MaxIOVectors];
 
-    /// <summary>Handlers registered now (listeners and connections).</summary>
-    public int RegisteredCount => _handlers.Count;
-
     public void Start()
     {
         _thread = new Thread(Loop)
@@ -107,7 +104,8 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     public override void Schedule(Action<object?> action, object? state)
     {
         _work.Enqueue(new WorkItem(action, state));
-        if (Environment.CurrentManagedThreadId != _threadId)
+        // The loop looks at its queue before it blocks: posting from the loop itself needs no wake-up.
+        if (!IsOnReactorThread)
         {
             _wakeup.Wake();
         }
