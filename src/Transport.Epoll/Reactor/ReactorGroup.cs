@@ -37,16 +37,24 @@ internal sealed class ReactorGroup : IAsyncDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_reactors is null)
             {
-                var count = _options.ReactorCount;
-                var reactors = new EpollReactor[count];
-                for (int i = 0; i < count; i++)
+                var reactors = new EpollReactor[_options.ReactorCount];
+                try
                 {
-                    reactors[i] = new EpollReactor(i, _options.MaxEventsPerWait,
-                        _memoryPoolFactory.Create(new MemoryPoolOptions { Owner = "EpollTransport" }), _logger);
+                    for (int i = 0; i < reactors.Length; i++)
+                    {
+                        reactors[i] = new EpollReactor(i, _options.MaxEventsPerWait,
+                            _memoryPoolFactory.Create(new MemoryPoolOptions { Owner = "EpollTransport" }), _logger);
+                        reactors[i].Start();
+                    }
                 }
-                foreach (var reactor in reactors)
+                catch
                 {
-                    reactor.Start();
+                    // Out of fds or memory part way: stop the reactors already running (a started loop releases its fds).
+                    foreach (var started in reactors)
+                    {
+                        started?.Stop();
+                    }
+                    throw;
                 }
                 Volatile.Write(ref _reactors, reactors);
             }
