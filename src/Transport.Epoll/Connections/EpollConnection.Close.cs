@@ -70,7 +70,8 @@ internal sealed partial class EpollConnection
             _output.Reader.Complete(reason is null or ConnectionAbortedException or ConnectionResetException ? null : reason);
         }
 
-        _group.Release();
+        // On the reactor thread: never wait for the reactors to stop here.
+        _ = _group.Release();
         ThreadPool.UnsafeQueueUserWorkItem(static connection =>
         {
             connection.CancelClosedToken();

@@ -81,7 +81,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
             {
                 SocketInterop.Close(fd);
             }
-            _group.Release();
+            _ = _group.Release();
             throw;
         }
 
@@ -261,7 +261,8 @@ internal sealed class EpollConnectionListener : IConnectionListener
         await UnbindAsync().ConfigureAwait(false);
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            _group.Release();
+            // With no connection left this was the last reference: return once the reactors have stopped.
+            await _group.Release().ConfigureAwait(false);
         }
     }
 }

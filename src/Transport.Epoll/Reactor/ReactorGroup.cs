@@ -17,6 +17,7 @@ internal sealed class ReactorGroup : IAsyncDisposable
     private EpollReactor[]? _reactors;
     private int _references;
     private int _nextHandoff;
+    private Task _stopped = Task.CompletedTask;
     private bool _disposed;
 
     public ReactorGroup(EpollTransportOptions options, IMemoryPoolFactory<byte> memoryPoolFactory, ILogger logger)
@@ -66,23 +67,29 @@ internal sealed class ReactorGroup : IAsyncDisposable
     /// <summary>Takes a reference for a connection; a listener's reference already keeps the reactors alive.</summary>
     public void AddConnection() => Interlocked.Increment(ref _references);
 
-    /// <summary>Drops a reference; the last one stops the reactors.</summary>
-    public void Release()
+    /// <summary>
+    /// Drops a reference; the last one stops the reactors. Returns when they have stopped if this call stopped them
+    /// (a caller on a reactor thread must not wait for it), else a completed task.
+    /// </summary>
+    public Task Release()
     {
         if (Interlocked.Decrement(ref _references) != 0)
         {
-            return;
+            return Task.CompletedTask;
         }
         lock (_lock)
         {
-            if (Volatile.Read(ref _references) == 0 && _reactors is { } reactors)
+            if (Volatile.Read(ref _references) != 0 || _reactors is not { } reactors)
             {
-                _reactors = null;
-                foreach (var reactor in reactors)
-                {
-                    reactor.Stop();
-                }
+                return Task.CompletedTask;
             }
+            _reactors = null;
+            foreach (var reactor in reactors)
+            {
+                reactor.Stop();
+            }
+            _stopped = Task.WhenAll(_stopped, Task.WhenAll(reactors.Select(r => r.Completion)));
+            return _stopped;
         }
     }
 
@@ -92,24 +99,22 @@ internal sealed class ReactorGroup : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        EpollReactor[]? reactors;
+        Task stopped;
         lock (_lock)
         {
             _disposed = true;
-            reactors = _reactors;
-            _reactors = null;
+            if (_reactors is { } reactors)
+            {
+                _reactors = null;
+                foreach (var reactor in reactors)
+                {
+                    reactor.Stop();
+                }
+                _stopped = Task.WhenAll(_stopped, Task.WhenAll(reactors.Select(r => r.Completion)));
+            }
+            stopped = _stopped;
         }
-        if (reactors is null)
-        {
-            return;
-        }
-        foreach (var reactor in reactors)
-        {
-            reactor.Stop();
-        }
-        foreach (var reactor in reactors)
-        {
-            await reactor.Completion.ConfigureAwait(false);
-        }
+        // Also the reactors the last Release stopped: disposing returns only once every loop thread is gone.
+        await stopped.ConfigureAwait(false);
     }
 }
