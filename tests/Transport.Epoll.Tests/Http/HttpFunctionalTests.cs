@@ -314,6 +314,43 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         Assert.Equal("still-serving", await client.GetStringAsync("echo-path/still-serving").WaitAsync(s_timeout));
     }
 
+    [Theory]
+    [MemberData(nameof(Transports))]
+    public async Task MalformedRequestsGetAnErrorStatusWithoutDisturbingAnotherConnection(string transport)
+    {
+        await using var host = await StartAsync(transport);
+        using var cts = new CancellationTokenSource(s_timeout);
+        using var healthy = await RawHttpConnection.ConnectAsync(host.BaseAddress, cts.Token);
+        var random = new Random(7);
+        var garbage = new byte[4096];
+        random.NextBytes(garbage);
+        (string Request, int Status)[] malformed =
+        [
+            ("GARBAGE\r\n\r\n", 400),
+            ("GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505),
+            ("GET / HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n", 400),
+            ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n0\r\n\r\n", 400),
+            ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400),
+            (Encoding.Latin1.GetString(garbage) + "\r\n\r\n", 400),
+        ];
+
+        for (var i = 0; i < malformed.Length; i++)
+        {
+            using (var bad = await RawHttpConnection.ConnectAsync(host.BaseAddress, cts.Token))
+            {
+                await bad.SendAsync(Encoding.Latin1.GetBytes(malformed[i].Request), cts.Token);
+                var head = await bad.ReadHeadAsync(cts.Token);
+                Assert.Equal(malformed[i].Status, head.StatusCode);
+            }
+
+            // Another connection's keep-alive exchange is untouched.
+            await healthy.SendAsync(Encoding.ASCII.GetBytes($"GET /echo-path/ok{i} HTTP/1.1\r\nHost: {host.BaseAddress.Authority}\r\n\r\n"), cts.Token);
+            var response = await healthy.ReadResponseAsync(cts.Token);
+            Assert.Equal(200, response.StatusCode);
+            Assert.Equal($"ok{i}", Encoding.ASCII.GetString(response.Body));
+        }
+    }
+
     private Task<KestrelHost> StartAsync(string transport, Action<WebApplication>? mapMore = null)
         => KestrelHost.StartAsync(transport, app =>
         {
