@@ -28,6 +28,9 @@ var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
     ContentRootPath = HostSettings.NameContentRoot(commandLine.HostArgs) ? null : AppContext.BaseDirectory,
 });
 
+// The slim builder leaves HTTPS out; this brings back https:// URLs and Kestrel:Certificates from configuration.
+builder.WebHost.UseKestrelHttpsConfiguration();
+
 switch (commandLine.Transport)
 {
     case TransportKind.Epoll:
