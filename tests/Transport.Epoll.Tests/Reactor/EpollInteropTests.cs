@@ -1,8 +1,6 @@
-using System.Buffers;
 using System.Runtime.InteropServices;
 using EpollTransport.Interop;
 using EpollTransport.Reactor;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EpollTransport.Tests.Reactor;
 
@@ -17,8 +15,7 @@ public class EpollInteropTests
         // batch carries a garbage token, resolves to no handler, and its handler never runs.
         Assert.Equal(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16, EpollInterop.EventSize);
 
-        var reactor = new EpollReactor(0, 16, new NoPool(), NullLogger.Instance);
-        reactor.Start();
+        var reactor = TestReactor.Start(0);
         var signals = Enumerable.Range(0, 5).Select(_ => new ReactorWakeup()).ToArray();
         try
         {
@@ -87,17 +84,6 @@ public class EpollInteropTests
         }
 
         public void OnReactorStopping()
-        {
-        }
-    }
-
-    private sealed class NoPool : MemoryPool<byte>
-    {
-        public override int MaxBufferSize => 4096;
-
-        public override IMemoryOwner<byte> Rent(int minBufferSize = -1) => Shared.Rent(minBufferSize);
-
-        protected override void Dispose(bool disposing)
         {
         }
     }

@@ -1,6 +1,4 @@
-using System.Buffers;
 using EpollTransport.Reactor;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EpollTransport.Tests.Reactor;
 
@@ -129,21 +127,5 @@ public class ReactorWakeupTests
                 }
             });
 
-    private static EpollReactor StartReactor(int id = 0)
-    {
-        var reactor = new EpollReactor(id, 64, new TestMemoryPool(), NullLogger.Instance);
-        reactor.Start();
-        return reactor;
-    }
-
-    private sealed class TestMemoryPool : MemoryPool<byte>
-    {
-        public override int MaxBufferSize => 4096;
-
-        public override IMemoryOwner<byte> Rent(int minBufferSize = -1) => MemoryPool<byte>.Shared.Rent(minBufferSize);
-
-        protected override void Dispose(bool disposing)
-        {
-        }
-    }
+    private static EpollReactor StartReactor(int id = 0) => TestReactor.Start(id);
 }
