@@ -96,8 +96,6 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         _onOutputReadable = OnOutputReadable;
     }
 
-    public int Fd => _fd;
-
     public EpollReactor Reactor => _reactor;
 
     public MemoryPool<byte> MemoryPool => _reactor.MemoryPool;

@@ -32,11 +32,17 @@ internal static class Errnos
     public static bool IsConnectionReset(int errno) => errno is ECONNRESET or EPIPE or ETIMEDOUT or EHOSTUNREACH or ENETUNREACH;
 
     /// <summary>
-    /// accept4 errors that concern one pending connection (or a transient shortage), not the listener:
-    /// the listener must keep accepting after them.
+    /// accept4 errors that concern one pending connection, not the listener: the listener accepts the next one
+    /// at once.
     /// </summary>
     public static bool IsTransientAcceptError(int errno)
-        => errno is ECONNABORTED or EPROTO or EINTR or ENOBUFS or ENOMEM or EPERM or ENETDOWN or ETIMEDOUT or EHOSTUNREACH or ENETUNREACH;
+        => errno is ECONNABORTED or EPROTO or EINTR or EPERM or ENETDOWN or ETIMEDOUT or EHOSTUNREACH or ENETUNREACH;
+
+    /// <summary>
+    /// accept4 errors that say the process or the kernel is out of a resource: retrying at once would spin, so the
+    /// listener waits a little and leaves the connections in the backlog.
+    /// </summary>
+    public static bool IsResourceExhausted(int errno) => errno is EMFILE or ENFILE or ENOBUFS or ENOMEM;
 
     public static string Describe(int errno) => $"{System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
 

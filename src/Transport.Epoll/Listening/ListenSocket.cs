@@ -10,10 +10,11 @@ namespace EpollTransport.Listening;
 internal sealed class ListenSocket : IEpollHandler
 {
     /// <summary>
-    /// How long accepting pauses after EMFILE/ENFILE. The pending connection stays in the backlog and, under
-    /// edge-triggered epoll, no new edge may ever come for it, so the retry must come from the loop's timer.
+    /// How long accepting pauses when the process or kernel is out of fds or memory. The pending connection stays
+    /// in the backlog and, under edge-triggered epoll, no new edge may ever come for it, so the retry must come
+    /// from the loop's timer.
     /// </summary>
-    private static readonly TimeSpan FileDescriptorRetryDelay = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan ExhaustionRetryDelay = TimeSpan.FromMilliseconds(50);
 
     private readonly int _fd;
     private readonly EpollReactor _reactor;
@@ -94,22 +95,22 @@ internal sealed class ListenSocket : IEpollHandler
             {
                 continue;
             }
-            if (result.Errno is Errnos.EMFILE or Errnos.ENFILE)
+            if (Errnos.IsResourceExhausted(result.Errno))
             {
                 // Once per episode: the retries every few milliseconds would flood the log.
                 if (!_exhaustionLogged)
                 {
                     _exhaustionLogged = true;
                     EpollTransportLog.AcceptFileDescriptorsExhausted(_listener.Logger, _listener.EndPoint, result.ToString(),
-                        (int)FileDescriptorRetryDelay.TotalMilliseconds);
+                        (int)ExhaustionRetryDelay.TotalMilliseconds);
                 }
-                PauseFor(FileDescriptorRetryDelay);
+                PauseFor(ExhaustionRetryDelay);
                 return false;
             }
 
             // Anything else is not about one connection; back off rather than spin on it.
             EpollTransportLog.AcceptError(_listener.Logger, _listener.EndPoint, result.ToString());
-            PauseFor(FileDescriptorRetryDelay);
+            PauseFor(ExhaustionRetryDelay);
             return false;
         }
         return true;
