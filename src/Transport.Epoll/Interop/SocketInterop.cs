@@ -17,7 +17,6 @@ internal static unsafe partial class SocketInterop
 
     public const int SOL_SOCKET = 1;
     public const int SO_REUSEADDR = 2;
-    public const int SO_TYPE = 3;
     public const int SO_LINGER = 13;
     public const int SO_REUSEPORT = 15;
     public const int SO_DOMAIN = 39;
@@ -28,7 +27,6 @@ internal static unsafe partial class SocketInterop
 
     public const int MSG_NOSIGNAL = 0x4000;
 
-    public const int SHUT_WR = 1;
     public const int SHUT_RDWR = 2;
 
     private const int F_GETFL = 3;
@@ -56,8 +54,6 @@ internal static unsafe partial class SocketInterop
     public static PosixResult Receive(int fd, byte* buffer, int length) => PosixResult.FromReturn(recv(fd, buffer, (nuint)length, 0));
 
     public static PosixResult SendMessage(int fd, MessageHeader* message) => PosixResult.FromReturn(sendmsg(fd, message, MSG_NOSIGNAL));
-
-    public static PosixResult Send(int fd, byte* buffer, int length) => PosixResult.FromReturn(send(fd, buffer, (nuint)length, MSG_NOSIGNAL));
 
     public static PosixResult Shutdown(int fd, int how) => PosixResult.FromReturn(shutdown(fd, how));
 
@@ -158,9 +154,6 @@ internal static unsafe partial class SocketInterop
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint recv(int fd, byte* buf, nuint len, int flags);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint send(int fd, byte* buf, nuint len, int flags);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint sendmsg(int fd, MessageHeader* msg, int flags);
