@@ -11,8 +11,8 @@ internal static partial class EpollTransportLog
     [LoggerMessage(2, LogLevel.Error, "accept4 failed on {EndPoint}: {Error}.", EventName = "AcceptError")]
     public static partial void AcceptError(ILogger logger, System.Net.EndPoint endPoint, string error);
 
-    [LoggerMessage(3, LogLevel.Warning, "Out of file descriptors or memory while accepting on {EndPoint} ({Error}); accepting retries every {DelayMs} ms and leaves new connections in the backlog until descriptors are free.", EventName = "AcceptFileDescriptorsExhausted")]
-    public static partial void AcceptFileDescriptorsExhausted(ILogger logger, System.Net.EndPoint endPoint, string error, int delayMs);
+    [LoggerMessage(3, LogLevel.Warning, "Out of file descriptors or memory while accepting on {EndPoint} ({Reason}); accepting pauses, retries every {DelayMs} ms and leaves new connections in the backlog.", EventName = "AcceptFileDescriptorsExhausted")]
+    public static partial void AcceptFileDescriptorsExhausted(ILogger logger, System.Net.EndPoint endPoint, string reason, int delayMs);
 
     [LoggerMessage(4, LogLevel.Debug, "Connection id \"{ConnectionId}\" reset by the peer.", EventName = "ConnectionReset")]
     public static partial void ConnectionReset(ILogger logger, string connectionId);

@@ -43,6 +43,15 @@ public sealed class EpollTransportOptions
     /// </summary>
     public int ReadBudgetPerTurn { get; set => field = AtLeastOne(value); } = 64 * 1024;
 
+    /// <summary>
+    /// File descriptors kept free for the runtime and the application below the process's <c>RLIMIT_NOFILE</c>:
+    /// a connection accepted onto one of the top <see cref="FileDescriptorReserve"/> fds is reset at once and
+    /// accepting pauses, as when <c>accept4</c> fails with EMFILE. A process left with no free fd can fail
+    /// fatally inside the runtime (creating a thread, for one), so the transport never takes the last ones.
+    /// Defaults to 64.
+    /// </summary>
+    public int FileDescriptorReserve { get; set => field = AtLeastOne(value); } = 64;
+
     /// <summary>The most connections one listening socket accepts per reactor turn. Defaults to 64.</summary>
     public int AcceptBudgetPerTurn { get; set => field = AtLeastOne(value); } = 64;
 

@@ -136,6 +136,14 @@ internal static unsafe partial class SocketInterop
         return text.Length == 0 ? new UnixDomainSocketEndPoint("\0") : new UnixDomainSocketEndPoint(text);
     }
 
+    /// <summary>The soft RLIMIT_NOFILE: fds are numbered below it.</summary>
+    public static long GetFileLimit()
+    {
+        var limit = stackalloc ulong[2];
+        const int RLIMIT_NOFILE = 7;
+        return getrlimit(RLIMIT_NOFILE, limit) == 0 ? (long)Math.Min(limit[0], long.MaxValue) : long.MaxValue;
+    }
+
     public static PosixResult Read(int fd, byte* buffer, int length) => PosixResult.FromReturn(read(fd, buffer, (nuint)length));
 
     public static PosixResult Write(int fd, byte* buffer, int length) => PosixResult.FromReturn(write(fd, buffer, (nuint)length));
@@ -178,6 +186,9 @@ internal static unsafe partial class SocketInterop
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fcntl(int fd, int cmd, int arg);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int getrlimit(int resource, ulong* limit);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint read(int fd, byte* buf, nuint count);

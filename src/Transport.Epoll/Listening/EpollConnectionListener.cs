@@ -40,9 +40,14 @@ internal sealed class EpollConnectionListener : IConnectionListener
 
     public AcceptQueue Queue { get; }
 
+    /// <summary>Accepted fds at or above this number are in the reserve (<see cref="EpollTransportOptions.FileDescriptorReserve"/>).</summary>
+    public long FileDescriptorCeiling { get; private set; } = long.MaxValue;
+
     /// <summary>Creates, binds and registers the listening sockets. Throws <see cref="AddressInUseException"/> on EADDRINUSE.</summary>
     public void Bind()
     {
+        var limit = SocketInterop.GetFileLimit();
+        FileDescriptorCeiling = Math.Max(limit - _options.FileDescriptorReserve, limit / 2);
         _reactors = _group.Acquire();
         var fds = new List<int>();
         try

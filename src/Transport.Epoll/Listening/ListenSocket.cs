@@ -79,6 +79,14 @@ internal sealed class ListenSocket : IEpollHandler
             }
 
             var result = SocketInterop.Accept(_fd);
+            if (result.IsSuccess && result.Value >= _listener.FileDescriptorCeiling)
+            {
+                // fds are allocated lowest first: every fd below this one is taken, and only the reserve is left.
+                SocketInterop.SetLingerZero(result.IntValue);
+                SocketInterop.Close(result.IntValue);
+                PauseExhausted("the file descriptor reserve was reached");
+                return false;
+            }
             if (result.IsSuccess)
             {
                 _reactor.Counters.Accepts++;
@@ -97,14 +105,7 @@ internal sealed class ListenSocket : IEpollHandler
             }
             if (Errnos.IsResourceExhausted(result.Errno))
             {
-                // Once per episode: the retries every few milliseconds would flood the log.
-                if (!_exhaustionLogged)
-                {
-                    _exhaustionLogged = true;
-                    EpollTransportLog.AcceptFileDescriptorsExhausted(_listener.Logger, _listener.EndPoint, result.ToString(),
-                        (int)ExhaustionRetryDelay.TotalMilliseconds);
-                }
-                PauseFor(ExhaustionRetryDelay);
+                PauseExhausted(result.ToString());
                 return false;
             }
 
@@ -145,6 +146,18 @@ internal sealed class ListenSocket : IEpollHandler
     }
 
     public void OnReactorStopping() => Close();
+
+    private void PauseExhausted(string reason)
+    {
+        // Once per episode: the retries every few milliseconds would flood the log.
+        if (!_exhaustionLogged)
+        {
+            _exhaustionLogged = true;
+            EpollTransportLog.AcceptFileDescriptorsExhausted(_listener.Logger, _listener.EndPoint, reason,
+                (int)ExhaustionRetryDelay.TotalMilliseconds);
+        }
+        PauseFor(ExhaustionRetryDelay);
+    }
 
     private void PauseFor(TimeSpan delay)
     {

@@ -1,0 +1,164 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace EpollTransport.Tests.Faults;
+
+/// <summary>
+/// Runs the sample in a child process with a low RLIMIT_NOFILE (lowering it here would starve the test host),
+/// floods it with connections until it reaches its fd reserve, then frees them. Without the reserve the flood
+/// took the process's last fds and the runtime itself died ("Out of memory.") in about one run of two.
+/// </summary>
+public partial class FileDescriptorExhaustionTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task AcceptingResumesOnceDescriptorsAreFree()
+    {
+        const int FileLimit = 400;
+        const int Flood = 480;
+        using var server = new ChildServer($"--nofile={FileLimit}:{FileLimit}");
+        var port = await server.ListeningPort.WaitAsync(Timeout);
+        var target = new IPEndPoint(IPAddress.Loopback, port);
+
+        var held = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < Flood; i++)
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                held.Add(socket);
+                try
+                {
+                    // The kernel completes the handshake from the backlog; accepting is the server's part.
+                    await socket.ConnectAsync(target).WaitAsync(Timeout);
+                }
+                catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionReset)
+                {
+                    // At its reserve the server resets what it accepts, while it retries: a refusal, not a hang.
+                }
+            }
+            await server.OutOfDescriptors.WaitAsync(Timeout);
+            Assert.False(server.HasExited, "The server process died when it ran short of descriptors.");
+
+            // Queued behind the flood, and the server has no fd for it yet.
+            using var late = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await late.ConnectAsync(target).WaitAsync(Timeout);
+            await late.SendAsync(Encoding.ASCII.GetBytes("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"));
+
+            foreach (var socket in held)
+            {
+                socket.Dispose();
+            }
+            held.Clear();
+
+            // With no new connection arriving there is no new edge: only the listener's own retry can serve it.
+            var response = await ReadResponseAsync(late).WaitAsync(Timeout);
+            Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
+            Assert.EndsWith("Hello, World!", response, StringComparison.Ordinal);
+            Assert.False(server.HasExited, "The server process died.");
+        }
+        finally
+        {
+            foreach (var socket in held)
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    private static async Task<string> ReadResponseAsync(Socket socket)
+    {
+        var buffer = new byte[4096];
+        int total = 0;
+        while (total < buffer.Length)
+        {
+            var n = await socket.ReceiveAsync(buffer.AsMemory(total), SocketFlags.None);
+            if (n == 0)
+            {
+                break;
+            }
+            total += n;
+            var text = Encoding.ASCII.GetString(buffer, 0, total);
+            if (text.EndsWith("Hello, World!", StringComparison.Ordinal))
+            {
+                return text;
+            }
+        }
+        return Encoding.ASCII.GetString(buffer, 0, total);
+    }
+
+    /// <summary>The sample (copied next to the tests) under <c>prlimit</c>; its log lines are the events awaited.</summary>
+    private sealed partial class ChildServer : IDisposable
+    {
+        private readonly Process _process;
+        private readonly TaskCompletionSource<int> _port = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _outOfDescriptors = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public ChildServer(string limit)
+        {
+            var start = new ProcessStartInfo("prlimit")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+                WorkingDirectory = AppContext.BaseDirectory,
+            };
+            foreach (var argument in new[] { limit, "dotnet", Path.Combine(AppContext.BaseDirectory, "WebApp.dll"),
+                "--urls", "http://127.0.0.1:0", "--transport", "epoll" })
+            {
+                start.ArgumentList.Add(argument);
+            }
+            _process = new Process { StartInfo = start };
+            _process.OutputDataReceived += (_, e) => OnLine(e.Data);
+            _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+            _process.Exited += (_, _) =>
+            {
+                _port.TrySetException(new InvalidOperationException("The server exited before listening."));
+                _outOfDescriptors.TrySetException(new InvalidOperationException("The server exited."));
+            };
+            _process.EnableRaisingEvents = true;
+            _process.Start();
+            _process.BeginOutputReadLine();
+            _process.BeginErrorReadLine();
+        }
+
+        public Task<int> ListeningPort => _port.Task;
+
+        public Task OutOfDescriptors => _outOfDescriptors.Task;
+
+        public bool HasExited => _process.HasExited;
+
+        private void OnLine(string? line)
+        {
+            if (line is null)
+            {
+                return;
+            }
+            if (ListeningOn().Match(line) is { Success: true } match)
+            {
+                _port.TrySetResult(int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+            }
+            if (line.Contains("Out of file descriptors", StringComparison.Ordinal))
+            {
+                _outOfDescriptors.TrySetResult();
+            }
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit();
+            }
+            _process.Dispose();
+        }
+
+        [GeneratedRegex(@"Now listening on: http://127\.0\.0\.1:(\d+)")]
+        private static partial Regex ListeningOn();
+    }
+}
