@@ -1,5 +1,6 @@
 using EpollTransport.Interop;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
 
 namespace EpollTransport.Connections;
 
@@ -50,7 +51,10 @@ internal sealed partial class EpollConnection
         }
         else
         {
-            EpollTransportLog.ConnectionWriteFin(_logger, ConnectionId, shutdownReason.Message);
+            if (_logger.IsEnabled(LogLevel.Debug))
+            {
+                EpollTransportLog.ConnectionWriteFin(_logger, ConnectionId, shutdownReason.Message);
+            }
             SocketInterop.Shutdown(_fd, SocketInterop.SHUT_RDWR);
         }
 

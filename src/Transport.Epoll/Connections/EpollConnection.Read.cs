@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using EpollTransport.Interop;
+using Microsoft.Extensions.Logging;
 
 namespace EpollTransport.Connections;
 
@@ -31,7 +32,11 @@ internal sealed partial class EpollConnection
                 if (result.Value == 0)
                 {
                     _readable = false;
-                    EpollTransportLog.ConnectionReadFin(_logger, ConnectionId);
+                    if (_logger.IsEnabled(LogLevel.Debug))
+                    {
+                        // Guarded: the id is made on first use, and most connections never need one otherwise.
+                        EpollTransportLog.ConnectionReadFin(_logger, ConnectionId);
+                    }
                     CompleteInput(null);
                     return false;
                 }

@@ -116,16 +116,7 @@ public class CloseTests
         Assert.NotNull(outcome);
         Assert.IsType<ConnectionResetException>(outcome);
 
-        var resetConnection = await server.NextConnectionAsync();
-        await resetConnection.Closed.WaitAsync(WaitLimit);
-        await resetConnection.Handler.WaitAsync(WaitLimit);
-
-        // The listener is unaffected.
-        for (int i = 0; i < 5; i++)
-        {
-            await AssertEchoRoundTripAsync(server.EndPoint, Encoding.ASCII.GetBytes($"after the reset #{i}"), cts.Token);
-        }
-        await server.HandlersCompleted();
+        await AssertResetConnectionEndedAndListenerServesAsync(server, cts.Token);
     }
 
     [Theory]
@@ -199,15 +190,7 @@ public class CloseTests
         Assert.NotNull(readError);
         Assert.IsType<ConnectionResetException>(readError);
 
-        var resetConnection = await server.NextConnectionAsync();
-        await resetConnection.Closed.WaitAsync(WaitLimit);
-        await resetConnection.Handler.WaitAsync(WaitLimit);
-
-        for (int i = 0; i < 5; i++)
-        {
-            await AssertEchoRoundTripAsync(server.EndPoint, Encoding.ASCII.GetBytes($"after the reset #{i}"), cts.Token);
-        }
-        await server.HandlersCompleted();
+        await AssertResetConnectionEndedAndListenerServesAsync(server, cts.Token);
     }
 
     [Theory]
@@ -329,5 +312,19 @@ public class CloseTests
         await serverConnection.Handler.WaitAsync(WaitLimit);
         await serverConnection.Closed.WaitAsync(WaitLimit);
         Assert.Single(server.Connections);
+    }
+
+    /// <summary>The reset connection closed and its handler ended; new connections are served as before.</summary>
+    private static async Task AssertResetConnectionEndedAndListenerServesAsync(TestServer server, CancellationToken cancellationToken)
+    {
+        var resetConnection = await server.NextConnectionAsync();
+        await resetConnection.Closed.WaitAsync(WaitLimit);
+        await resetConnection.Handler.WaitAsync(WaitLimit);
+
+        for (int i = 0; i < 5; i++)
+        {
+            await AssertEchoRoundTripAsync(server.EndPoint, Encoding.ASCII.GetBytes($"after the reset #{i}"), cancellationToken);
+        }
+        await server.HandlersCompleted();
     }
 }
