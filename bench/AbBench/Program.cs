@@ -1,0 +1,281 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
+
+// The harness drives taskset, prlimit, wrk and h2load and reads /proc: Linux only.
+[assembly: SupportedOSPlatform("linux")]
+
+namespace AbBench;
+
+/// <summary>Entry point: parses the options, checks the tools, gets the app, runs the scenarios.</summary>
+internal static class Program
+{
+    private const string InstallCommand = "apt-get install -y wrk nghttp2-client";
+    private const string SolutionFile = "EpollTransport.sln";
+
+    private static async Task<int> Main(string[] args)
+    {
+        Options options;
+        try
+        {
+            options = Options.Parse(args);
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"AbBench: {e.Message}");
+            Console.Error.WriteLine("Run with --help for usage.");
+            return 2;
+        }
+        if (options.ShowHelp)
+        {
+            Console.Write(Options.Usage);
+            return 0;
+        }
+
+        using var interrupted = new CancellationTokenSource();
+        void Interrupt(string what)
+        {
+            if (!interrupted.IsCancellationRequested)
+            {
+                Console.Error.WriteLine();
+                Console.Error.WriteLine($"{what}: stopping the server and the load generator.");
+                interrupted.Cancel();
+            }
+            Processes.KillAll();
+        }
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            Interrupt("Interrupted");
+        };
+        // SIGTERM and SIGHUP would otherwise end the harness at once and leave its children running.
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            Interrupt("Terminated");
+        });
+        using var onHangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
+        {
+            c.Cancel = true;
+            Interrupt("Hung up");
+        });
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Processes.KillAll();
+
+        try
+        {
+            return await RunAsync(options, interrupted.Token);
+        }
+        catch (Exception) when (interrupted.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("Stopped; no result written for the scenario that was running.");
+            return 130;
+        }
+        catch (BenchException e)
+        {
+            Console.Error.WriteLine($"AbBench: {e.Message}");
+            return e.ExitCode;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"AbBench: unexpected failure: {e}");
+            return 1;
+        }
+        finally
+        {
+            Processes.KillAll();
+        }
+    }
+
+    private static async Task<int> RunAsync(Options options, CancellationToken ct)
+    {
+        await EnsureToolsAsync(options, ct);
+
+        var repoRoot = FindRepoRoot(Environment.CurrentDirectory) ?? FindRepoRoot(AppContext.BaseDirectory);
+        var (appPath, appDescription) = await GetAppAsync(options, repoRoot, ct);
+
+        var resultsDir = options.ResultsDir is { } dir ? Path.GetFullPath(dir)
+            : repoRoot is not null ? Path.Combine(repoRoot, "bench", "results")
+            : options.NoSave ? ""
+            : throw new BenchException($"cannot find {SolutionFile} above the current directory for the default results folder; pass --results DIR or --no-save.", 2);
+
+        var scriptsDir = Path.Combine(AppContext.BaseDirectory, "scripts");
+        if (!File.Exists(Path.Combine(scriptsDir, "report.lua")))
+        {
+            throw new BenchException($"the wrk scripts are missing next to AbBench.dll ({scriptsDir}); rebuild bench/AbBench.");
+        }
+
+        var clockTicks = long.TryParse(await Processes.TryReadAsync("getconf", ["CLK_TCK"], ct), NumberStyles.None, CultureInfo.InvariantCulture, out var ticks) && ticks > 0
+            ? ticks
+            : 100;
+
+        var context = new BenchContext
+        {
+            Options = options,
+            RepoRoot = repoRoot,
+            AppPath = appPath,
+            AppDescription = appDescription,
+            DotnetPath = DotnetHost(),
+            ScriptsDir = scriptsDir,
+            ResultsDir = resultsDir,
+            ClockTicksPerSecond = clockTicks,
+            LoadNoFileLimit = Math.Min(FdLimits.Read().Hard, 20000),
+            Cancellation = ct,
+        };
+        var facts = await RunFacts.GatherAsync(context);
+
+        var failed = new List<string>();
+        foreach (var scenario in options.Scenarios)
+        {
+            try
+            {
+                var result = await Scenarios.RunAsync(context, scenario);
+                result.FinishedUtc = DateTime.UtcNow;
+                Report.Print(result);
+                if (!options.NoSave)
+                {
+                    var saved = Report.Save(result, context, facts);
+                    Console.WriteLine($"Saved {Shown(repoRoot, saved)} and its .svg; {Shown(repoRoot, Path.Combine(resultsDir, "LATEST.md"))} updated.");
+                }
+            }
+            catch (BenchException e) when (!ct.IsCancellationRequested && e.ExitCode != 2)
+            {
+                Console.Error.WriteLine();
+                Console.Error.WriteLine(e is RefusedException
+                    ? $"REFUSED: {scenario}: {e.Message}\nNo figures reported and no result file written for {scenario}."
+                    : $"FAILED: {scenario}: {e.Message}\nNo result file written for {scenario}.");
+                failed.Add(scenario);
+            }
+        }
+
+        if (failed.Count > 0 && options.Scenarios.Count > 1)
+        {
+            Console.Error.WriteLine($"Refused or failed: {string.Join(", ", failed)}.");
+        }
+        return failed.Count == 0 ? 0 : 1;
+    }
+
+    /// <summary>taskset and prlimit must exist; wrk and h2load are installed when running as root.</summary>
+    private static async Task EnsureToolsAsync(Options options, CancellationToken ct)
+    {
+        var missingUtil = new[] { "taskset", "prlimit" }.Where(t => Processes.FindOnPath(t) is null).ToArray();
+        if (missingUtil.Length > 0)
+        {
+            throw new BenchException($"{string.Join(" and ", missingUtil)} not found; they come with util-linux: apt-get install -y util-linux", 2);
+        }
+
+        string[] Missing() =>
+        [
+            .. options.Scenarios.Any(Scenarios.NeedsWrk) && Processes.FindOnPath("wrk") is null ? ["wrk"] : Array.Empty<string>(),
+            .. options.Scenarios.Any(Scenarios.NeedsH2Load) && Processes.FindOnPath("h2load") is null ? ["h2load"] : Array.Empty<string>(),
+        ];
+        var missing = Missing();
+        if (missing.Length == 0)
+        {
+            return;
+        }
+        if (!IsRoot())
+        {
+            throw new BenchException($"{string.Join(" and ", missing)} not found. Install {(missing.Length == 1 ? "it" : "them")} as root with:\n{InstallCommand}", 2);
+        }
+
+        Console.WriteLine($"{string.Join(" and ", missing)} not found; running as root, so installing: {InstallCommand}");
+        var install = Processes.Start(new ProcessStartInfo("apt-get") { ArgumentList = { "install", "-y", "wrk", "nghttp2-client" } });
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(TimeSpan.FromMinutes(10));
+            await install.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Processes.KillQuietly(install);
+            ct.ThrowIfCancellationRequested();
+            throw new BenchException($"{InstallCommand} did not finish within 10 minutes.", 2);
+        }
+        finally
+        {
+            Processes.Forget(install);
+        }
+        if (Missing() is { Length: > 0 } still)
+        {
+            throw new BenchException($"{string.Join(" and ", still)} still not found after `{InstallCommand}` (exit code {install.ExitCode}); try `apt-get update` first.", 2);
+        }
+    }
+
+    /// <summary>--app, or the harness's own Release build of samples/WebApp.</summary>
+    private static async Task<(string Path, string Description)> GetAppAsync(Options options, string? repoRoot, CancellationToken ct)
+    {
+        if (options.App is { } app)
+        {
+            var full = Path.GetFullPath(app);
+            return File.Exists(full)
+                ? (full, $"prebuilt `{Path.GetFileName(full)}` given with --app")
+                : throw new BenchException($"--app '{app}': no such file.", 2);
+        }
+        if (repoRoot is null)
+        {
+            throw new BenchException($"cannot find {SolutionFile} above the current directory to build samples/WebApp; run inside the repository or pass --app PATH.", 2);
+        }
+
+        Console.WriteLine("Building the sample: dotnet build samples/WebApp/WebApp.csproj -c Release");
+        var build = Processes.Start(new ProcessStartInfo(DotnetHost())
+        {
+            WorkingDirectory = repoRoot,
+            ArgumentList = { "build", "samples/WebApp/WebApp.csproj", "-c", "Release" },
+        });
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(TimeSpan.FromMinutes(10));
+            await build.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Processes.KillQuietly(build);
+            ct.ThrowIfCancellationRequested();
+            throw new BenchException("the build of samples/WebApp did not finish within 10 minutes.");
+        }
+        finally
+        {
+            Processes.Forget(build);
+        }
+        if (build.ExitCode != 0)
+        {
+            throw new BenchException($"the build of samples/WebApp failed (exit code {build.ExitCode}).");
+        }
+
+        var path = Path.Combine(repoRoot, "samples", "WebApp", "bin", "Release", "net10.0", "WebApp.dll");
+        return File.Exists(path)
+            ? (path, "`samples/WebApp/bin/Release/net10.0/WebApp.dll`, built by the harness (`dotnet build samples/WebApp/WebApp.csproj -c Release`)")
+            : throw new BenchException($"the build succeeded but {path} is not there.");
+    }
+
+    private static string? FindRepoRoot(string start)
+    {
+        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, SolutionFile)))
+            {
+                return dir.FullName;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>The dotnet host that runs the harness, so that the server runs on the same runtime.</summary>
+    private static string DotnetHost() =>
+        Environment.ProcessPath is { } path && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
+
+    private static bool IsRoot()
+    {
+        var uid = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+        // Uid: real effective saved filesystem.
+        return uid?.Split('\t', StringSplitOptions.RemoveEmptyEntries) is [_, _, var effective, ..] && effective == "0";
+    }
+
+    private static string Shown(string? repoRoot, string path) =>
+        repoRoot is not null && Path.GetRelativePath(repoRoot, path) is var relative && !relative.StartsWith("..", StringComparison.Ordinal)
+            ? relative
+            : path;
+}

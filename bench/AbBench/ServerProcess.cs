@@ -1,0 +1,246 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace AbBench;
+
+/// <summary>
+/// One run's samples/WebApp server: <c>taskset -c CPUS dotnet WebApp.dll ARGS --urls http://127.0.0.1:PORT</c>.
+/// taskset execs dotnet, so the process id is the server's and its /proc entries are the server's.
+/// </summary>
+internal sealed class ServerProcess : IAsyncDisposable
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly Process _process;
+    private readonly Queue<string> _output = new();
+    private bool _stopped;
+
+    private readonly string _appPath;
+
+    private ServerProcess(Process process, int port, string appPath)
+    {
+        _process = process;
+        Port = port;
+        _appPath = appPath;
+    }
+
+    public int Port { get; }
+
+    public int Pid => _process.Id;
+
+    /// <summary>The sample's own startup line, e.g. "Transport: epoll; inline scheduling: on", once logged.</summary>
+    public string? StartupLine { get; private set; }
+
+    /// <summary>How a server is started, for the result file (the port differs per run).</summary>
+    public static string DisplayCommand(BenchContext context, IEnumerable<string> args) =>
+        $"taskset -c {context.Options.ServerCpus} dotnet {Path.GetFileName(context.AppPath)} {CommandLine.Join(args)} --urls http://127.0.0.1:<port>".Replace("  ", " ", StringComparison.Ordinal);
+
+    /// <summary>Starts a server on a free port and returns once GET /plaintext answers with a 2xx status.</summary>
+    public static async Task<ServerProcess> StartAsync(BenchContext context, IEnumerable<string> args, bool http2, CancellationToken cancellation)
+    {
+        var port = FreePort();
+        var startInfo = new ProcessStartInfo("taskset")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Path.GetDirectoryName(context.AppPath) ?? "",
+        };
+        foreach (var arg in (string[])["-c", context.Options.ServerCpus, context.DotnetPath, context.AppPath, .. args, "--urls", $"http://127.0.0.1:{port}"])
+        {
+            startInfo.ArgumentList.Add(arg);
+        }
+
+        var server = new ServerProcess(Processes.Start(startInfo), port, context.AppPath);
+        server._process.OutputDataReceived += (_, e) => server.Keep(e.Data);
+        server._process.ErrorDataReceived += (_, e) => server.Keep(e.Data);
+        server._process.BeginOutputReadLine();
+        server._process.BeginErrorReadLine();
+        try
+        {
+            await server.WaitUntilReadyAsync(http2, cancellation);
+            return server;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>utime + stime of the whole server process, in clock ticks.</summary>
+    public long ReadCpuTicks()
+    {
+        var stat = ReadProc("stat");
+        // The command name in parentheses may hold spaces; the fields after it start with field 3 (state).
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>A "kB" field of /proc/PID/status, such as VmRSS or VmHWM, in KiB.</summary>
+    public long ReadStatusKiB(string field)
+    {
+        foreach (var line in ReadProc("status").Split('\n'))
+        {
+            if (line.StartsWith(field + ":", StringComparison.Ordinal))
+            {
+                return long.Parse(line[(field.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+            }
+        }
+        throw new BenchException($"/proc/{Pid}/status has no {field} line.");
+    }
+
+    /// <summary>Stops the server: SIGTERM, then a kill if it has not exited within 10 s.</summary>
+    public async Task StopAsync()
+    {
+        if (_stopped)
+        {
+            return;
+        }
+        _stopped = true;
+        try
+        {
+            if (_process.HasExited)
+            {
+                return;
+            }
+            var term = await Processes.TryReadAsync("kill", ["-TERM", Pid.ToString(CultureInfo.InvariantCulture)], CancellationToken.None);
+            using var deadline = new CancellationTokenSource(term is null ? TimeSpan.Zero : StopTimeout);
+            try
+            {
+                await _process.WaitForExitAsync(deadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Processes.KillQuietly(_process);
+                using var killDeadline = new CancellationTokenSource(StopTimeout);
+                try
+                {
+                    await _process.WaitForExitAsync(killDeadline.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    Console.Error.WriteLine($"warning: the server (pid {Pid}) did not exit after SIGKILL within {StopTimeout.TotalSeconds:0} s.");
+                }
+            }
+        }
+        finally
+        {
+            Processes.Forget(_process);
+            _process.Dispose();
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync();
+
+    /// <summary>The last lines the server printed.</summary>
+    public string OutputTail()
+    {
+        lock (_output)
+        {
+            return _output.Count == 0 ? "    (no output)" : string.Join('\n', _output.Select(l => "    " + l));
+        }
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+        lock (_output)
+        {
+            _output.Enqueue(line);
+            while (_output.Count > 40)
+            {
+                _output.Dequeue();
+            }
+        }
+        var at = line.IndexOf("Transport: ", StringComparison.Ordinal);
+        if (at >= 0 && StartupLine is null)
+        {
+            // Only "Transport: X; inline scheduling: Y": the rest names a folder on this machine.
+            StartupLine = string.Join(';', line[at..].Split(';').Take(2));
+        }
+    }
+
+    private async Task WaitUntilReadyAsync(bool http2, CancellationToken cancellation)
+    {
+        using var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(1), UseProxy = false };
+        using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(2) };
+        var url = new Uri($"http://127.0.0.1:{Port}/plaintext");
+        var started = Stopwatch.StartNew();
+        var last = "no answer yet";
+        while (true)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            if (_process.HasExited)
+            {
+                await _process.WaitForExitAsync(cancellation);
+                throw new BenchException($"the server exited with code {_process.ExitCode} before it answered GET /plaintext. Its output:\n{OutputTail()}");
+            }
+            try
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, url)
+                {
+                    Version = http2 ? HttpVersion.Version20 : HttpVersion.Version11,
+                    VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+                };
+                using var response = await client.SendAsync(request, cancellation);
+                if (response.IsSuccessStatusCode)
+                {
+                    break;
+                }
+                last = $"HTTP {(int)response.StatusCode}";
+            }
+            catch (HttpRequestException e)
+            {
+                last = e.Message;
+            }
+            catch (TaskCanceledException) when (!cancellation.IsCancellationRequested)
+            {
+                last = "no answer within 2 s";
+            }
+            if (started.Elapsed > StartTimeout)
+            {
+                throw new BenchException($"the server did not answer GET /plaintext within {StartTimeout.TotalSeconds:0} s (last: {last}). Its output:\n{OutputTail()}");
+            }
+            await Task.Delay(100, cancellation);
+        }
+
+        // The pid must be the server's own, not a wrapper's: CPU time and RSS are read from it.
+        var cmdline = ReadProc("cmdline");
+        if (!cmdline.Split('\0').Contains(_appPath))
+        {
+            throw new BenchException($"pid {Pid} is not the server process (its command line is '{cmdline.Replace('\0', ' ')}').");
+        }
+    }
+
+    private string ReadProc(string name)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{Pid}/{name}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BenchException($"the server (pid {Pid}) is gone: {e.Message}. Its output:\n{OutputTail()}");
+        }
+    }
+
+    private static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        try
+        {
+            return ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+}

@@ -1,0 +1,74 @@
+using System.Globalization;
+
+namespace AbBench;
+
+/// <summary>What one wrk load is: the request path, the Lua script (in scripts/) with its arguments, the connections.</summary>
+internal sealed record WrkLoad(string Path, string Script, IReadOnlyList<string> ScriptArgs, int Connections);
+
+/// <summary>The ABRESULT line that the scripts' done() prints.</summary>
+internal sealed record WrkResult(
+    long Requests, long DurationUs, long ConnectErrors, long ReadErrors, long WriteErrors, long StatusErrors,
+    long TimeoutErrors, double P50Us, double P99Us, double MeanUs)
+{
+    public double RequestsPerSecond => DurationUs > 0 ? Requests / (DurationUs / 1e6) : 0;
+
+    public long SocketErrors => ConnectErrors + ReadErrors + WriteErrors + TimeoutErrors;
+
+    /// <summary>What went wrong in the run, or null if nothing did. wrk counts every status >= 400 as a status error.</summary>
+    public string? Problem()
+    {
+        var problems = new List<string>();
+        if (Requests == 0)
+        {
+            problems.Add("no request completed");
+        }
+        if (SocketErrors > 0)
+        {
+            problems.Add($"socket errors: connect {ConnectErrors}, read {ReadErrors}, write {WriteErrors}, timeout {TimeoutErrors}");
+        }
+        if (StatusErrors > 0)
+        {
+            problems.Add($"{StatusErrors} non-2xx responses (status >= 400)");
+        }
+        return problems.Count == 0 ? null : string.Join("; ", problems);
+    }
+}
+
+/// <summary>Runs wrk pinned to the client CPUs, under prlimit so that thousands of connections have their fds.</summary>
+internal static class Wrk
+{
+    private static string[] Arguments(BenchContext context, WrkLoad load, string scriptPath, string url, int seconds) =>
+    [
+        "-c", context.Options.ClientCpus,
+        "prlimit", $"--nofile={context.LoadNoFileLimit}:{context.LoadNoFileLimit}",
+        "wrk", $"-t{context.Options.LoadThreads}", $"-c{load.Connections}", $"-d{seconds}s", "--latency",
+        "-s", scriptPath, url,
+        .. load.ScriptArgs.Count > 0 ? ["--", .. load.ScriptArgs] : Array.Empty<string>(),
+    ];
+
+    /// <summary>The command as the result file shows it: repository-relative script path, port left open.</summary>
+    public static string DisplayCommand(BenchContext context, WrkLoad load, int seconds) =>
+        "taskset " + CommandLine.Join(Arguments(context, load, $"bench/AbBench/scripts/{load.Script}", $"http://127.0.0.1:<port>{load.Path}", seconds));
+
+    public static async Task<WrkResult> RunAsync(BenchContext context, WrkLoad load, int port, int seconds, CancellationToken cancellation)
+    {
+        var args = Arguments(context, load, Path.Combine(context.ScriptsDir, load.Script), $"http://127.0.0.1:{port}{load.Path}", seconds);
+        var output = await Processes.RunAsync("taskset", args, TimeSpan.FromSeconds(seconds + 60), cancellation);
+        var line = output.StdOut.Split('\n').FirstOrDefault(l => l.StartsWith("ABRESULT ", StringComparison.Ordinal));
+        if (output.ExitCode != 0 || line is null)
+        {
+            throw new BenchException($"wrk failed (exit code {output.ExitCode}{(line is null ? ", no ABRESULT line" : "")}):\n{output.Tail()}");
+        }
+
+        var values = new Dictionary<string, double>();
+        foreach (var pair in line["ABRESULT ".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            values[pair[..equals]] = double.Parse(pair[(equals + 1)..], CultureInfo.InvariantCulture);
+        }
+        long Count(string key) => (long)values[key];
+        return new WrkResult(
+            Count("requests"), Count("duration_us"), Count("errors_connect"), Count("errors_read"), Count("errors_write"),
+            Count("errors_status"), Count("errors_timeout"), values["p50_us"], values["p99_us"], values["mean_us"]);
+    }
+}
