@@ -28,6 +28,7 @@ internal sealed class EpollTransportMetrics : IDisposable
         Counter("epoll.reactor.wakeups.sent", "{wakeup}", "Eventfd writes that woke a blocked reactor.", static r => r.Wakeup.Sent);
         Counter("epoll.reactor.wakeups.avoided", "{wakeup}", "Posts that found the reactor awake and needed no eventfd write.", static r => r.Wakeup.Avoided);
         Counter("epoll.reactor.read_would_block", "{call}", "recv calls that returned EAGAIN.", static r => r.Counters.ReadWouldBlock);
+        Counter("epoll.reactor.read_queue_drained", "{call}", "recv calls after which the kernel reported the receive queue empty (TCP_INQ), so that no EAGAIN call was needed.", static r => r.Counters.ReadQueueDrained);
         Counter("epoll.reactor.write_would_block", "{call}", "sendmsg calls that returned EAGAIN.", static r => r.Counters.WriteWouldBlock);
         Counter("epoll.reactor.sends", "{call}", "sendmsg calls.", static r => r.Counters.Sends);
         Counter("epoll.reactor.send_segments", "{segment}", "Buffer segments gathered into sendmsg calls.", static r => r.Counters.SegmentsSent);

@@ -28,6 +28,7 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
     private readonly Pipe _output;
     private readonly int _readBudget;
     private readonly int _minReceiveSize;
+    private readonly bool _reportsQueue;
     private readonly CancellationTokenSource _closedTokenSource = new();
     private readonly TaskCompletionSource _closedCompletion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Action _onInputFlushed;
@@ -70,9 +71,18 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         Done,
     }
 
-    public EpollConnection(int fd, EpollReactor reactor, ReactorGroup group, EpollTransportOptions options, ILogger logger)
+    /// <summary>Wraps an accepted fd. <paramref name="reportsQueue"/>: <c>TCP_INQ</c> is set on it.</summary>
+    /// <param name="fd">The accepted, non-blocking socket; the connection owns it from here on.</param>
+    /// <param name="reactor">The reactor that serves it.</param>
+    /// <param name="group">The reactor group, told when the connection is gone.</param>
+    /// <param name="options">The transport's options.</param>
+    /// <param name="logger">The transport's logger.</param>
+    /// <param name="reportsQueue"><c>TCP_INQ</c> is set: each recvmsg says what is left in the receive queue.</param>
+    public EpollConnection(int fd, EpollReactor reactor, ReactorGroup group, EpollTransportOptions options, ILogger logger,
+        bool reportsQueue)
     {
         _fd = fd;
+        _reportsQueue = reportsQueue;
         _reactor = reactor;
         _group = group;
         _logger = logger;

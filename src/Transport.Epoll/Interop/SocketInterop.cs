@@ -22,6 +22,7 @@ internal static unsafe partial class SocketInterop
     public const int SO_DOMAIN = 39;
     public const int IPPROTO_TCP = 6;
     public const int TCP_NODELAY = 1;
+    public const int TCP_INQ = 36;
     public const int IPPROTO_IPV6 = 41;
     public const int IPV6_V6ONLY = 26;
 
@@ -52,6 +53,30 @@ internal static unsafe partial class SocketInterop
     public static PosixResult Accept(int fd) => PosixResult.FromReturn(accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC));
 
     public static PosixResult Receive(int fd, byte* buffer, int length) => PosixResult.FromReturn(recv(fd, buffer, (nuint)length, 0));
+
+    /// <summary>
+    /// recvmsg(2) into one buffer. With <c>TCP_INQ</c> set on the socket, <paramref name="queued"/> is what the
+    /// kernel says is left in the receive queue after this read (non-zero while a FIN is still to be read); -1 when
+    /// the kernel sent no such word.
+    /// </summary>
+    public static PosixResult ReceiveMessage(int fd, byte* buffer, int length, out int queued)
+    {
+        var vector = new IOVector { Base = buffer, Length = (nuint)length };
+        // struct cmsghdr (16 bytes on 64-bit) and one int, padded: CMSG_SPACE(sizeof(int)) is 24.
+        ulong* control = stackalloc ulong[3];
+        var message = default(MessageHeader);
+        message.IOVectors = &vector;
+        message.IOVectorCount = 1;
+        message.Control = control;
+        message.ControlLength = 3 * sizeof(ulong);
+        var result = PosixResult.FromReturn(recvmsg(fd, &message, 0));
+        queued = -1;
+        if (result.IsSuccess && message.ControlLength >= 20 && ((int*)control)[2] == IPPROTO_TCP && ((int*)control)[3] == TCP_INQ)
+        {
+            queued = ((int*)control)[4];
+        }
+        return result;
+    }
 
     public static PosixResult SendMessage(int fd, MessageHeader* message) => PosixResult.FromReturn(sendmsg(fd, message, MSG_NOSIGNAL));
 
@@ -162,6 +187,9 @@ internal static unsafe partial class SocketInterop
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint recv(int fd, byte* buf, nuint len, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint recvmsg(int fd, MessageHeader* msg, int flags);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint sendmsg(int fd, MessageHeader* msg, int flags);

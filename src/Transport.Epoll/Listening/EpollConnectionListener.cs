@@ -188,10 +188,13 @@ internal sealed class EpollConnectionListener : IConnectionListener
         {
             SocketInterop.SetOption(fd, SocketInterop.IPPROTO_TCP, SocketInterop.TCP_NODELAY, 1);
         }
+        // TCP_INQ (Linux 4.18): every recvmsg then says how much is left in the receive queue, which saves the
+        // recv that would only return EAGAIN at the end of each read burst.
+        var reportsQueue = _isTcp && SocketInterop.SetOption(fd, SocketInterop.IPPROTO_TCP, SocketInterop.TCP_INQ, 1).IsSuccess;
 
         var reactor = _reusePort ? acceptingReactor : _group.NextForHandoff(_reactors);
         _group.AddConnection();
-        var connection = new EpollConnection(fd, reactor, _group, _options, Logger);
+        var connection = new EpollConnection(fd, reactor, _group, _options, Logger, reportsQueue);
         if (reactor == acceptingReactor)
         {
             connection.Register();

@@ -10,6 +10,7 @@ internal sealed class ReactorCounters
     public long Events;
     public long BudgetExhaustions;
     public long ReadWouldBlock;
+    public long ReadQueueDrained;
     public long WriteWouldBlock;
     public long Sends;
     public long SegmentsSent;

@@ -193,6 +193,42 @@ public class EdgeTriggeredTests
         await streaming.WaitAsync(Timeout);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task OverTcpTheKernelsQueueWordSavesTheEagainRecv(bool unixSocket)
+    {
+        const int RoundTrips = 50;
+        var path = unixSocket ? UniqueUnixSocketPath() : null;
+        EndPoint endPoint = path is null ? new IPEndPoint(IPAddress.Loopback, 0) : new UnixDomainSocketEndPoint(path);
+        await using var server = await TestServer.StartAsync(endPoint, EchoAsync, o => o.ReactorCount = 1);
+        using var cts = new CancellationTokenSource(Timeout);
+        using (var client = await ConnectAsync(server.EndPoint, cts.Token))
+        {
+            // One small message at a time, each answered before the next: every request is one edge and one segment.
+            var message = new byte[100];
+            for (int i = 0; i < RoundTrips; i++)
+            {
+                Random.Shared.NextBytes(message);
+                await AssertEchoesAsync(client, message, cts.Token);
+            }
+        }
+
+        var counters = ReactorOf(server).Counters;
+        if (unixSocket)
+        {
+            // No TCP_INQ on a Unix socket: each read burst still ends with the recv that returns EAGAIN.
+            Assert.Equal(0, counters.ReadQueueDrained);
+            Assert.True(counters.ReadWouldBlock >= RoundTrips, $"EAGAIN reads: {counters.ReadWouldBlock}");
+        }
+        else
+        {
+            // TCP_INQ: the recv that took the message also said the queue was empty, so none ended in EAGAIN.
+            Assert.True(counters.ReadQueueDrained >= RoundTrips, $"Drained reads: {counters.ReadQueueDrained}");
+            Assert.Equal(0, counters.ReadWouldBlock);
+        }
+    }
+
     private sealed class Observer : IReactorObserver
     {
         public TaskCompletionSource ReadPaused { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
