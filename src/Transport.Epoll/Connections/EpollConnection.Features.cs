@@ -7,7 +7,7 @@ namespace EpollTransport.Connections;
 
 /// <summary>
 /// The connection is its own feature collection for the features every transport provides, so a connection
-/// costs no dictionary until something (TLS, Kestrel's metrics) sets a feature of its own.
+/// costs no storage for features until something (TLS, Kestrel's metrics) sets a feature of its own.
 /// </summary>
 internal sealed partial class EpollConnection : IFeatureCollection,
     IConnectionIdFeature,
@@ -17,7 +17,9 @@ internal sealed partial class EpollConnection : IFeatureCollection,
     IConnectionLifetimeFeature,
     IConnectionEndPointFeature
 {
-    private Dictionary<Type, object?>? _extraFeatures;
+    /// <summary>Features set on the connection (Kestrel sets one or two): a short array searched linearly.</summary>
+    private KeyValuePair<Type, object?>[]? _extraFeatures;
+    private int _extraFeatureCount;
     private int _featureRevision;
 
     public override IFeatureCollection Features => this;
@@ -30,18 +32,40 @@ internal sealed partial class EpollConnection : IFeatureCollection,
     {
         get
         {
-            if (_extraFeatures is not null && _extraFeatures.TryGetValue(key, out var feature))
+            var index = IndexOfExtra(key);
+            if (index >= 0)
             {
-                return feature;
+                return _extraFeatures![index].Value;
             }
             return IsOwnFeature(key) ? this : null;
         }
         set
         {
-            _extraFeatures ??= new Dictionary<Type, object?>();
-            _extraFeatures[key] = value;
+            var index = IndexOfExtra(key);
+            if (index < 0)
+            {
+                _extraFeatures ??= new KeyValuePair<Type, object?>[2];
+                if (_extraFeatureCount == _extraFeatures.Length)
+                {
+                    Array.Resize(ref _extraFeatures, _extraFeatures.Length * 2);
+                }
+                index = _extraFeatureCount++;
+            }
+            _extraFeatures![index] = new KeyValuePair<Type, object?>(key, value);
             _featureRevision++;
         }
+    }
+
+    private int IndexOfExtra(Type key)
+    {
+        for (int i = 0; i < _extraFeatureCount; i++)
+        {
+            if (_extraFeatures![i].Key == key)
+            {
+                return i;
+            }
+        }
+        return -1;
     }
 
     TFeature? IFeatureCollection.Get<TFeature>() where TFeature : default
@@ -54,19 +78,17 @@ internal sealed partial class EpollConnection : IFeatureCollection,
     {
         foreach (var type in s_ownFeatures)
         {
-            if (_extraFeatures is null || !_extraFeatures.ContainsKey(type))
+            if (IndexOfExtra(type) < 0)
             {
                 yield return new KeyValuePair<Type, object>(type, this);
             }
         }
-        if (_extraFeatures is not null)
+        for (int i = 0; i < _extraFeatureCount; i++)
         {
-            foreach (var pair in _extraFeatures)
+            var pair = _extraFeatures![i];
+            if (pair.Value is not null)
             {
-                if (pair.Value is not null)
-                {
-                    yield return new KeyValuePair<Type, object>(pair.Key, pair.Value);
-                }
+                yield return new KeyValuePair<Type, object>(pair.Key, pair.Value);
             }
         }
     }

@@ -102,7 +102,8 @@ internal sealed partial class EpollConnection
         _reactor.Counters.ReadPauses++;
         _reactor.Observer?.OnReadPaused(this);
         _flushAwaiter = flush.GetAwaiter();
-        _flushAwaiter.UnsafeOnCompleted(_onInputFlushed);
+        // Made on first use: most connections never fill MaxReadBufferSize, and an idle one should cost little.
+        _flushAwaiter.UnsafeOnCompleted(_onInputFlushed ??= OnInputFlushed);
         return false;
     }
 

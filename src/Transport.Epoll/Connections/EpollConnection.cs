@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net;
 using System.Runtime.CompilerServices;
 using EpollTransport.Interop;
 using EpollTransport.Reactor;
@@ -31,8 +32,8 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
     private readonly bool _reportsQueue;
     private readonly CancellationTokenSource _closedTokenSource = new();
     private readonly TaskCompletionSource _closedCompletion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Action _onInputFlushed;
     private readonly Action _onOutputReadable;
+    private Action? _onInputFlushed;
     private string? _connectionId;
     private IDictionary<object, object?>? _items;
 
@@ -88,21 +89,13 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         _logger = logger;
         _readBudget = options.ReadBudgetPerTurn;
 
-        var pool = reactor.MemoryPool;
-        _minReceiveSize = pool.MaxBufferSize > 0 ? Math.Min(pool.MaxBufferSize, 4096) : 4096;
-        var segmentSize = pool.MaxBufferSize > 0 ? pool.MaxBufferSize : 4096;
-
-        // The transport's side of both pipes runs on the reactor; the application's side on the thread pool, or,
-        // with inline scheduling, wherever the transport completes it (the reactor thread).
-        var appScheduler = options.UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
-        var maxRead = options.MaxReadBufferSize ?? 0;
-        var maxWrite = options.MaxWriteBufferSize ?? 0;
-        _input = new Pipe(new PipeOptions(pool, appScheduler, reactor, maxRead, maxRead / 2, segmentSize, useSynchronizationContext: false));
-        _output = new Pipe(new PipeOptions(pool, reactor, appScheduler, maxWrite, maxWrite / 2, segmentSize, useSynchronizationContext: false));
+        var pipeOptions = reactor.PipeOptionsFor(options);
+        _minReceiveSize = pipeOptions.MinimumReceiveSize;
+        _input = new Pipe(pipeOptions.Input);
+        _output = new Pipe(pipeOptions.Output);
 
         Transport = new DuplexPipe(_input.Reader, _output.Writer);
         ConnectionClosed = _closedTokenSource.Token;
-        _onInputFlushed = OnInputFlushed;
         _onOutputReadable = OnOutputReadable;
     }
 
@@ -144,10 +137,24 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         }
     }
 
-    /// <summary>Reads the end points once, when Kestrel takes the connection (off the reactor, before it can close).</summary>
-    public void InitializeEndPoints()
+    /// <summary>
+    /// Reads the end points once, when Kestrel takes the connection (off the reactor, before it can close).
+    /// <paramref name="sharedLocal"/> is the listener's last local end point: connections to the same address share
+    /// one object instead of holding equal copies.
+    /// </summary>
+    public void InitializeEndPoints(ref EndPoint? sharedLocal)
     {
-        LocalEndPoint = SocketInterop.GetLocalEndPoint(_fd);
+        var local = SocketInterop.GetLocalEndPoint(_fd);
+        var shared = Volatile.Read(ref sharedLocal);
+        if (local is not null && local.Equals(shared))
+        {
+            local = shared;
+        }
+        else if (local is not null)
+        {
+            Volatile.Write(ref sharedLocal, local);
+        }
+        LocalEndPoint = local;
         RemoteEndPoint = SocketInterop.GetRemoteEndPoint(_fd);
     }
 

@@ -24,6 +24,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
     private string? _unixSocketPath;
     private Task? _unbind;
     private int _disposed;
+    private EndPoint? _lastLocalEndPoint;
 
     public EpollConnectionListener(EndPoint endPoint, EpollTransportOptions options, ReactorGroup group, ILogger logger)
     {
@@ -218,7 +219,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
         {
             return null;
         }
-        connection.InitializeEndPoints();
+        connection.InitializeEndPoints(ref _lastLocalEndPoint);
         connection.Start();
         return connection;
     }

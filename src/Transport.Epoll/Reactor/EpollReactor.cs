@@ -43,6 +43,7 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     private Thread? _thread;
     private int _threadId;
     private bool _stopping;
+    private ConnectionPipeOptions? _pipeOptions;
 
     public EpollReactor(int id, int maxEvents, MemoryPool<byte> memoryPool, ILogger logger)
     {
@@ -71,6 +72,22 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     public int Id { get; }
 
     public MemoryPool<byte> MemoryPool { get; }
+
+    /// <summary>
+    /// The input and output <see cref="PipeOptions"/> of this reactor's connections. A <see cref="Pipe"/> keeps its
+    /// options, so sharing them saves two objects per connection. Built on first use from the transport's options
+    /// (one set per reactor group); any thread.
+    /// </summary>
+    public ConnectionPipeOptions PipeOptionsFor(EpollTransportOptions options)
+    {
+        var current = Volatile.Read(ref _pipeOptions);
+        if (current is null || !ReferenceEquals(current.Source, options))
+        {
+            current = new ConnectionPipeOptions(options, this);
+            Volatile.Write(ref _pipeOptions, current);
+        }
+        return current;
+    }
 
     public ReactorCounters Counters { get; } = new();
 

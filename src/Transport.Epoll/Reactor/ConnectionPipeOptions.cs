@@ -1,0 +1,33 @@
+using System.IO.Pipelines;
+
+namespace EpollTransport.Reactor;
+
+/// <summary>The pipe options every connection of one reactor shares.</summary>
+internal sealed class ConnectionPipeOptions
+{
+    public ConnectionPipeOptions(EpollTransportOptions source, EpollReactor reactor)
+    {
+        Source = source;
+        var pool = reactor.MemoryPool;
+        MinimumReceiveSize = pool.MaxBufferSize > 0 ? Math.Min(pool.MaxBufferSize, 4096) : 4096;
+        var segmentSize = pool.MaxBufferSize > 0 ? pool.MaxBufferSize : 4096;
+
+        // The transport's side of both pipes runs on the reactor; the application's side on the thread pool, or,
+        // with inline scheduling, wherever the transport completes it (the reactor thread).
+        var appScheduler = source.UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
+        var maxRead = source.MaxReadBufferSize ?? 0;
+        var maxWrite = source.MaxWriteBufferSize ?? 0;
+        Input = new PipeOptions(pool, appScheduler, reactor, maxRead, maxRead / 2, segmentSize, useSynchronizationContext: false);
+        Output = new PipeOptions(pool, reactor, appScheduler, maxWrite, maxWrite / 2, segmentSize, useSynchronizationContext: false);
+    }
+
+    /// <summary>The transport options these were made from.</summary>
+    public EpollTransportOptions Source { get; }
+
+    public PipeOptions Input { get; }
+
+    public PipeOptions Output { get; }
+
+    /// <summary>The least buffer space a receive asks the input pipe for.</summary>
+    public int MinimumReceiveSize { get; }
+}
