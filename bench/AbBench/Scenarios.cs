@@ -11,12 +11,12 @@ internal static class Scenarios
 {
     /// <summary>
     /// The most warm-up a server gets. On one core the runtime takes 20–60 s of load to tier its code up (tier 0,
-    /// instrumented, optimized), with plateaus on the way that look steady, and req/s about doubles: hence a long
-    /// minimum before the steadiness check counts.
+    /// instrumented, optimized), with plateaus on the way that look steady, and req/s about doubles: the warm-up
+    /// watches the tiered-compilation threads' CPU time rather than req/s alone.
     /// </summary>
     private const int DefaultWarmupSeconds = 90;
     private const int WarmupWindowSeconds = 5;
-    private const int WarmupMinSeconds = 40;
+    private const int WarmupMinSeconds = 15;
     private const double WarmupSteadyWithin = 0.03;
     private const int H2WarmupSeconds = 30;
     private const int RunWarmupSeconds = 3;
@@ -58,7 +58,7 @@ internal static class Scenarios
         CheckLoadFdLimit(context, connections.Max());
 
         var result = new ScenarioResult(name, description, o.Variants);
-        result.Notes.Add($"One server process per variant for the whole scenario, all on the server CPUs, started together; each warmed up once with {WarmupWindowSeconds} s wrk windows until one is within {WarmupSteadyWithin:P0} of the one before (the JIT has tiered up), at least {Math.Min(WarmupMinSeconds, warmup)} s and at most {warmup} s");
+        result.Notes.Add($"One server process per variant for the whole scenario, all on the server CPUs, started together; each warmed up once with {WarmupWindowSeconds} s wrk windows until the runtime's tiered-compilation threads used no CPU in a window and its req/s is within {WarmupSteadyWithin:P0} of the one before, at least {Math.Min(WarmupMinSeconds, warmup)} s and at most {warmup} s");
         result.Notes.Add($"{o.Rounds} round(s) per connection count, variants interleaved; each run: {RunWarmupSeconds} s warm-up with its own load (not recorded), then {o.DurationSeconds} s measured; peak RSS is the server's VmHWM so far");
         result.Notes.Add($"wrk threads: {o.LoadThreads}; connection counts: {string.Join(", ", connections)}");
         if (!latency)
@@ -139,13 +139,15 @@ internal static class Scenarios
     }
 
     /// <summary>
-    /// wrk windows with the scenario's load until one is within <see cref="WarmupSteadyWithin"/> of the one before,
-    /// after at least <see cref="WarmupMinSeconds"/> and at most <paramref name="most"/> seconds. Returns the seconds used.
+    /// wrk windows with the scenario's load until the runtime has tiered up: no tiered-compilation thread used CPU
+    /// in the window and its req/s is within <see cref="WarmupSteadyWithin"/> of the window before; at least
+    /// <see cref="WarmupMinSeconds"/> and at most <paramref name="most"/> seconds. Returns the seconds used.
     /// </summary>
     private static async Task<int> WarmUpUntilSteadyAsync(BenchContext context, ServerProcess server, WrkLoad load, int most)
     {
         var warmedUp = 0;
         double previous = 0;
+        var tiering = server.ReadTieringTicks();
         while (warmedUp < most)
         {
             var window = Math.Min(WarmupWindowSeconds, most - warmedUp);
@@ -156,7 +158,10 @@ internal static class Scenarios
             }
             warmedUp += window;
             var rps = w.RequestsPerSecond;
-            if (warmedUp >= WarmupMinSeconds && previous > 0 && Math.Abs(rps - previous) <= WarmupSteadyWithin * previous)
+            var nowTiering = server.ReadTieringTicks();
+            var jitBusy = nowTiering.Any(t => !tiering.TryGetValue(t.Key, out var before) || t.Value > before);
+            tiering = nowTiering;
+            if (warmedUp >= WarmupMinSeconds && !jitBusy && previous > 0 && Math.Abs(rps - previous) <= WarmupSteadyWithin * previous)
             {
                 break;
             }

@@ -79,6 +79,43 @@ internal sealed class ServerProcess : IAsyncDisposable
         return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// CPU ticks of the runtime's tiered-compilation worker threads, by thread id (none while the runtime has
+    /// nothing to tier up: the worker exits after a few idle seconds). Their growth says the JIT is still busy.
+    /// </summary>
+    public Dictionary<int, long> ReadTieringTicks()
+    {
+        var ticks = new Dictionary<int, long>();
+        string[] tasks;
+        try
+        {
+            tasks = Directory.GetDirectories($"/proc/{Pid}/task");
+        }
+        catch (IOException)
+        {
+            return ticks;
+        }
+        foreach (var task in tasks)
+        {
+            try
+            {
+                if (!File.ReadAllText(Path.Combine(task, "comm")).StartsWith(".NET Tiered", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                ticks[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] =
+                    long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            }
+            catch (IOException)
+            {
+                // The thread exited between the listing and the read.
+            }
+        }
+        return ticks;
+    }
+
     /// <summary>A "kB" field of /proc/PID/status, such as VmRSS or VmHWM, in KiB.</summary>
     public long ReadStatusKiB(string field)
     {
