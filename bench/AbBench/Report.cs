@@ -182,7 +182,7 @@ internal static partial class Report
         md.AppendLine(CultureInfo.InvariantCulture, $"- Started {result.StartedUtc:yyyy-MM-dd HH:mm:ss} UTC, took {(result.FinishedUtc - result.StartedUtc).TotalMinutes:0.0} min");
         md.AppendLine(CultureInfo.InvariantCulture, $"- Machine: nproc {facts.Nproc}; kernel {facts.Kernel}; CPU {facts.CpuModel}; {facts.Runtime}; {facts.LoadTools}");
         md.AppendLine(CultureInfo.InvariantCulture, $"- Pinning: server `taskset -c {o.ServerCpus}`, load generator `taskset -c {o.ClientCpus}`");
-        md.AppendLine(CultureInfo.InvariantCulture, $"- Server: {context.AppDescription}; a fresh process per run");
+        md.AppendLine(CultureInfo.InvariantCulture, $"- Server: {context.AppDescription}");
         foreach (var note in result.Notes)
         {
             md.AppendLine(CultureInfo.InvariantCulture, $"- {note}");

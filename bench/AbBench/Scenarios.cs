@@ -233,7 +233,7 @@ internal static class Scenarios
         CheckLoadFdLimit(context, IdleWarmupConnections);
 
         var result = new ScenarioResult("idle", $"server RSS per idle keep-alive HTTP/1.1 connection, {count} connections", o.Variants);
-        result.Notes.Add($"{o.Rounds} round(s); per run: {warmup} s wrk warm-up at {IdleWarmupConnections} connections, {IdleQuietBefore.TotalSeconds:0} s pause, VmRSS, then the harness opens {count} connections (256 at a time), sends one GET /plaintext on each and reads the whole response, keeps them open {IdleSettle.TotalSeconds:0} s, reads VmRSS again and resets them (RST)");
+        result.Notes.Add($"{o.Rounds} round(s); per run: a fresh server process, {warmup} s wrk warm-up at {IdleWarmupConnections} connections, {IdleQuietBefore.TotalSeconds:0} s pause, VmRSS, then the harness opens {count} connections (256 at a time), sends one GET /plaintext on each and reads the whole response, keeps them open {IdleSettle.TotalSeconds:0} s, reads VmRSS again and resets them (RST)");
         result.Notes.Add("KiB/conn = (VmRSS with the connections − VmRSS before) / connections");
         AddServerCommands(context, result, []);
         var warmLoad = new WrkLoad("/plaintext", "report.lua", [], IdleWarmupConnections);
@@ -300,7 +300,7 @@ internal static class Scenarios
         CheckLoadFdLimit(context, connections.Max());
 
         var result = new ScenarioResult("h2", $"HTTP/2 cleartext GET {path}, {H2Load.StreamsPerConnection} streams per connection (h2load)", o.Variants);
-        result.Notes.Add($"{o.Rounds} round(s) per connection count; h2load's own warm-up {warmup} s, then its main duration {o.DurationSeconds} s; server CPU is sampled when h2load says the main duration starts and ends");
+        result.Notes.Add($"{o.Rounds} round(s) per connection count; per run: a fresh server process, h2load's own warm-up {warmup} s, then its main duration {o.DurationSeconds} s; server CPU is sampled when h2load says the main duration starts and ends");
         result.Notes.Add("Latency is h2load's mean time for request: h2load gives no percentiles, so there is no p99");
         AddServerCommands(context, result, Http2Args);
         foreach (var c in connections)

@@ -1,4 +1,5 @@
 -- wrk script for a plain request (the URL's path, wrk's default method): it only adds the result line.
+-- pipeline.lua and upload.lua load it for the same done().
 -- No response() callback: defining one makes wrk slower.
 
 function done(summary, latency, requests)
