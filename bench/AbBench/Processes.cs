@@ -45,6 +45,31 @@ internal static class Processes
     }
 
     /// <summary>Stops tracking a process that has exited or is about to be disposed.</summary>
+    /// <summary>
+    /// Waits for a process started with <see cref="Start"/> to exit, at most <paramref name="limit"/>; past it the
+    /// process is killed and a <see cref="BenchException"/> with <paramref name="timeoutMessage"/> is thrown. The
+    /// process is forgotten either way.
+    /// </summary>
+    public static async Task WaitForExitAsync(Process process, TimeSpan limit, string timeoutMessage, int exitCode, CancellationToken ct)
+    {
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(limit);
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            KillQuietly(process);
+            ct.ThrowIfCancellationRequested();
+            throw new BenchException(timeoutMessage, exitCode);
+        }
+        finally
+        {
+            Forget(process);
+        }
+    }
+
     public static void Forget(Process process)
     {
         try

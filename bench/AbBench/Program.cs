@@ -181,22 +181,7 @@ internal static class Program
 
         Console.WriteLine($"{string.Join(" and ", missing)} not found; running as root, so installing: {InstallCommand}");
         var install = Processes.Start(new ProcessStartInfo("apt-get") { ArgumentList = { "install", "-y", "wrk", "nghttp2-client" } });
-        try
-        {
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            deadline.CancelAfter(TimeSpan.FromMinutes(10));
-            await install.WaitForExitAsync(deadline.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            Processes.KillQuietly(install);
-            ct.ThrowIfCancellationRequested();
-            throw new BenchException($"{InstallCommand} did not finish within 10 minutes.", 2);
-        }
-        finally
-        {
-            Processes.Forget(install);
-        }
+        await Processes.WaitForExitAsync(install, TimeSpan.FromMinutes(10), $"{InstallCommand} did not finish within 10 minutes.", 2, ct);
         if (Missing() is { Length: > 0 } still)
         {
             throw new BenchException($"{string.Join(" and ", still)} still not found after `{InstallCommand}` (exit code {install.ExitCode}); try `apt-get update` first.", 2);
@@ -224,22 +209,7 @@ internal static class Program
             WorkingDirectory = repoRoot,
             ArgumentList = { "build", "samples/WebApp/WebApp.csproj", "-c", "Release" },
         });
-        try
-        {
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            deadline.CancelAfter(TimeSpan.FromMinutes(10));
-            await build.WaitForExitAsync(deadline.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            Processes.KillQuietly(build);
-            ct.ThrowIfCancellationRequested();
-            throw new BenchException("the build of samples/WebApp did not finish within 10 minutes.");
-        }
-        finally
-        {
-            Processes.Forget(build);
-        }
+        await Processes.WaitForExitAsync(build, TimeSpan.FromMinutes(10), "the build of samples/WebApp did not finish within 10 minutes.", 1, ct);
         if (build.ExitCode != 0)
         {
             throw new BenchException($"the build of samples/WebApp failed (exit code {build.ExitCode}).");
