@@ -18,7 +18,6 @@ internal static class Scenarios
     private const int WarmupWindowSeconds = 5;
     private const int WarmupMinSeconds = 15;
     private const double WarmupSteadyWithin = 0.03;
-    private const int H2WarmupSeconds = 30;
     private const int RunWarmupSeconds = 3;
     private const int IdleWarmupSeconds = 2;
     private const int IdleWarmupConnections = 64;
@@ -143,7 +142,19 @@ internal static class Scenarios
     /// in the window and its req/s is within <see cref="WarmupSteadyWithin"/> of the window before; at least
     /// <see cref="WarmupMinSeconds"/> and at most <paramref name="most"/> seconds. Returns the seconds used.
     /// </summary>
-    private static async Task<int> WarmUpUntilSteadyAsync(BenchContext context, ServerProcess server, WrkLoad load, int most)
+    private static Task<int> WarmUpUntilSteadyAsync(BenchContext context, ServerProcess server, WrkLoad load, int most)
+        => WarmUpUntilSteadyAsync(server, most, async window =>
+        {
+            var w = await Wrk.RunAsync(context, load, server.Port, window, context.Cancellation);
+            if (w.Requests == 0)
+            {
+                throw new BenchException($"the warm-up failed completely: {w.Problem()}");
+            }
+            return w.RequestsPerSecond;
+        });
+
+    /// <summary>The same, with any load: <paramref name="runWindow"/> loads the server for the seconds given and returns its req/s.</summary>
+    private static async Task<int> WarmUpUntilSteadyAsync(ServerProcess server, int most, Func<int, Task<double>> runWindow)
     {
         var warmedUp = 0;
         double previous = 0;
@@ -151,13 +162,8 @@ internal static class Scenarios
         while (warmedUp < most)
         {
             var window = Math.Min(WarmupWindowSeconds, most - warmedUp);
-            var w = await Wrk.RunAsync(context, load, server.Port, window, context.Cancellation);
-            if (w.Requests == 0)
-            {
-                throw new BenchException($"the warm-up failed completely: {w.Problem()}");
-            }
+            var rps = await runWindow(window);
             warmedUp += window;
-            var rps = w.RequestsPerSecond;
             var nowTiering = server.ReadTieringTicks();
             var jitBusy = nowTiering.Any(t => !tiering.TryGetValue(t.Key, out var before) || t.Value > before);
             tiering = nowTiering;
@@ -295,77 +301,120 @@ internal static class Scenarios
     {
         var o = context.Options;
         IReadOnlyList<int> connections = o.Connections ?? [64];
-        var warmup = o.Warmup(H2WarmupSeconds);
+        var warmup = o.Warmup(DefaultWarmupSeconds);
         var path = o.PathOverride ?? "/plaintext";
         CheckLoadFdLimit(context, connections.Max());
 
         var result = new ScenarioResult("h2", $"HTTP/2 cleartext GET {path}, {H2Load.StreamsPerConnection} streams per connection (h2load)", o.Variants);
-        result.Notes.Add($"{o.Rounds} round(s) per connection count; per run: a fresh server process, h2load's own warm-up {warmup} s, then its main duration {o.DurationSeconds} s; server CPU is sampled when h2load says the main duration starts and ends");
+        result.Notes.Add($"One server process per variant for the whole scenario, all on the server CPUs, started together; each warmed up once with {WarmupWindowSeconds} s h2load windows until the runtime's tiered-compilation threads used no CPU in a window and its req/s is within {WarmupSteadyWithin:P0} of the one before, at least {Math.Min(WarmupMinSeconds, warmup)} s and at most {warmup} s");
+        result.Notes.Add($"{o.Rounds} round(s) per connection count, variants interleaved; each run: h2load's own warm-up {RunWarmupSeconds} s (new connections), then its main duration {o.DurationSeconds} s; server CPU is sampled when h2load says the main duration starts and ends; peak RSS is the server's VmHWM so far");
         result.Notes.Add("Latency is h2load's mean time for request: h2load gives no percentiles, so there is no p99");
         AddServerCommands(context, result, Http2Args);
         foreach (var c in connections)
         {
-            result.Commands.Add(H2Load.DisplayCommand(context, path, c, o.DurationSeconds, warmup));
+            result.Commands.Add(H2Load.DisplayCommand(context, path, c, o.DurationSeconds, RunWarmupSeconds) + "   # each run");
         }
-        PrintPlan(context, result, connections.Count * o.Rounds * o.Variants.Count, warmup + o.DurationSeconds + 2);
+        PrintPlan(context, result, connections.Count * o.Rounds * o.Variants.Count, RunWarmupSeconds + o.DurationSeconds + 2);
 
         var refusals = new Refusals(o.KeepGoing);
         var ct = context.Cancellation;
-        foreach (var c in connections)
+        // As for wrk: one server per variant, tiered up once, rather than a fresh process per run, which measured
+        // the JIT (the tiered-compilation threads were still busy after h2load's 30 s warm-up).
+        var servers = new List<ServerProcess>();
+        try
         {
-            var results = new CaseResult($"{c} connections × {H2Load.StreamsPerConnection} streams", $"c={c}",
-                [Metric.Rps, Metric.MeanLatency, Metric.CpuPerRequest, Metric.PeakRss],
-                ["requests", "failed/errored/timeout", "non-2xx", "latency sd"]);
-            result.Cases.Add(results);
-            for (var round = 1; round <= o.Rounds; round++)
+            foreach (var variant in o.Variants)
             {
-                foreach (var variant in o.Variants)
+                var server = await Labelled($"h2 {variant.Name} start",
+                    () => ServerProcess.StartAsync(context, [.. variant.ArgList, .. Http2Args], http2: true, ct));
+                servers.Add(server);
+                result.StartupLines.TryAdd(variant.Name, server.StartupLine ?? "n/a");
+            }
+            var warmupConnections = connections.Contains(64) ? 64 : connections[0];
+            var warmups = new List<string>();
+            for (var i = 0; i < servers.Count; i++)
+            {
+                var server = servers[i];
+                var label = $"h2 {o.Variants[i].Name} warm-up";
+                var seconds = await Labelled(label, () => WarmUpUntilSteadyAsync(server, warmup, async window =>
                 {
-                    var label = $"h2 {results.Label} round {round}/{o.Rounds} {variant.Name}";
-                    var (run, problem) = await Labelled(label, async () =>
+                    var r = await H2Load.RunAsync(context, path, server.Port, warmupConnections, window, 0, () => { }, () => { }, ct);
+                    if (r.Succeeded == 0)
                     {
-                        await using var server = await ServerProcess.StartAsync(context, [.. variant.ArgList, .. Http2Args], http2: true, ct);
-                        var cpuStart = server.ReadCpuTicks();
-                        var cpuEnd = -1L;
-                        var startSeen = false;
-                        var r = await H2Load.RunAsync(context, path, server.Port, c, o.DurationSeconds, warmup,
-                            onMainStart: () =>
-                            {
-                                Volatile.Write(ref cpuStart, server.ReadCpuTicks());
-                                Volatile.Write(ref startSeen, true);
-                            },
-                            onMainEnd: () => Volatile.Write(ref cpuEnd, server.ReadCpuTicks()),
-                            ct);
-                        if (Volatile.Read(ref cpuEnd) < 0)
-                        {
-                            cpuEnd = server.ReadCpuTicks();
-                        }
-                        if (warmup > 0 && !Volatile.Read(ref startSeen))
-                        {
-                            Console.Error.WriteLine($"warning: {label}: h2load did not say when its main duration started; CPU µs/req includes the warm-up.");
-                        }
-                        var peakRss = server.ReadStatusKiB("VmHWM");
-                        result.StartupLines.TryAdd(variant.Name, server.StartupLine ?? "n/a");
-                        await server.StopAsync();
+                        throw new BenchException($"the warm-up failed completely: {r.Problem()}");
+                    }
+                    return r.RequestsPerSecond;
+                }));
+                Console.WriteLine($"  {label}: {seconds} s");
+                warmups.Add($"{o.Variants[i].Name} {seconds} s");
+            }
+            result.Notes.Add($"Warm-up until steady, at {warmupConnections} connections: {string.Join(", ", warmups)}");
 
-                        var cpuUs = (Volatile.Read(ref cpuEnd) - Volatile.Read(ref cpuStart)) * 1e6 / context.ClockTicksPerSecond;
-                        var run = new Run(variant.Name, round, new Dictionary<string, double>
-                        {
-                            [Metric.Rps.Key] = r.RequestsPerSecond,
-                            [Metric.MeanLatency.Key] = r.MeanUs,
-                            [Metric.CpuPerRequest.Key] = r.Done > 0 ? cpuUs / r.Done : double.NaN,
-                            [Metric.PeakRss.Key] = peakRss,
-                        }, [Fmt.Count(r.Done), $"{r.Failed}/{r.Errored}/{r.TimedOut}", Fmt.Count(r.Non2xx), Fmt.Latency(r.SdUs)]);
-                        return (run, r.Problem());
-                    });
-                    results.Runs.Add(run);
-                    PrintRun(label, results, run, problem);
-                    refusals.Check(label, problem);
+            foreach (var c in connections)
+            {
+                var results = new CaseResult($"{c} connections × {H2Load.StreamsPerConnection} streams", $"c={c}",
+                    [Metric.Rps, Metric.MeanLatency, Metric.CpuPerRequest, Metric.PeakRss],
+                    ["requests", "failed/errored/timeout", "non-2xx", "latency sd"]);
+                result.Cases.Add(results);
+                for (var round = 1; round <= o.Rounds; round++)
+                {
+                    for (var i = 0; i < servers.Count; i++)
+                    {
+                        var server = servers[i];
+                        var variant = o.Variants[i];
+                        var label = $"h2 {results.Label} round {round}/{o.Rounds} {variant.Name}";
+                        var (run, problem) = await Labelled(label, () => RunH2OnceAsync(context, server, variant, path, c, round, label));
+                        results.Runs.Add(run);
+                        PrintRun(label, results, run, problem);
+                        refusals.Check(label, problem);
+                    }
                 }
+            }
+        }
+        finally
+        {
+            foreach (var server in servers)
+            {
+                await server.DisposeAsync();
             }
         }
         refusals.ThrowIfAny();
         return result;
+    }
+
+    private static async Task<(Run, string?)> RunH2OnceAsync(BenchContext context, ServerProcess server, Variant variant,
+        string path, int connections, int round, string label)
+    {
+        var cpuStart = server.ReadCpuTicks();
+        var cpuEnd = -1L;
+        var startSeen = false;
+        var r = await H2Load.RunAsync(context, path, server.Port, connections, context.Options.DurationSeconds, RunWarmupSeconds,
+            onMainStart: () =>
+            {
+                Volatile.Write(ref cpuStart, server.ReadCpuTicks());
+                Volatile.Write(ref startSeen, true);
+            },
+            onMainEnd: () => Volatile.Write(ref cpuEnd, server.ReadCpuTicks()),
+            context.Cancellation);
+        if (Volatile.Read(ref cpuEnd) < 0)
+        {
+            cpuEnd = server.ReadCpuTicks();
+        }
+        if (!Volatile.Read(ref startSeen))
+        {
+            Console.Error.WriteLine($"warning: {label}: h2load did not say when its main duration started; CPU µs/req includes the warm-up.");
+        }
+        var peakRss = server.ReadStatusKiB("VmHWM");
+
+        var cpuUs = (Volatile.Read(ref cpuEnd) - Volatile.Read(ref cpuStart)) * 1e6 / context.ClockTicksPerSecond;
+        var run = new Run(variant.Name, round, new Dictionary<string, double>
+        {
+            [Metric.Rps.Key] = r.RequestsPerSecond,
+            [Metric.MeanLatency.Key] = r.MeanUs,
+            [Metric.CpuPerRequest.Key] = r.Done > 0 ? cpuUs / r.Done : double.NaN,
+            [Metric.PeakRss.Key] = peakRss,
+        }, [Fmt.Count(r.Done), $"{r.Failed}/{r.Errored}/{r.TimedOut}", Fmt.Count(r.Non2xx), Fmt.Latency(r.SdUs)]);
+        return (run, r.Problem());
     }
 
     /// <summary>Runs one measured run; a failure names the run it happened in.</summary>
