@@ -44,13 +44,21 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     private int _threadId;
     private bool _stopping;
     private ConnectionPipeOptions? _pipeOptions;
+    private readonly string _threadName;
 
-    public EpollReactor(int id, int maxEvents, MemoryPool<byte> memoryPool, ILogger logger)
+    /// <summary>
+    /// Makes the reactor (its epoll fd and eventfd); <see cref="Start"/> starts its thread, named
+    /// <paramref name="threadName"/> or <c>epoll-reactor-{id}</c>. <paramref name="ownsLoop"/> lets <see cref="Loop"/>
+    /// stop the reactor: a loop started on its own rather than one of a transport's reactors.
+    /// </summary>
+    public EpollReactor(int id, int maxEvents, MemoryPool<byte> memoryPool, ILogger logger, string? threadName = null, bool ownsLoop = false)
     {
         Id = id;
         MemoryPool = memoryPool;
         _maxEvents = maxEvents;
         _logger = logger;
+        _threadName = threadName ?? $"epoll-reactor-{id}";
+        Loop = new EpollLoop(this, ownsLoop);
 
         var epoll = EpollInterop.Create();
         if (!epoll.IsSuccess)
@@ -70,6 +78,9 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     }
 
     public int Id { get; }
+
+    /// <summary>The public face of this reactor for other components (<see cref="EpollLoop.Current"/>).</summary>
+    public EpollLoop Loop { get; }
 
     public MemoryPool<byte> MemoryPool { get; }
 
@@ -109,10 +120,10 @@ internal sealed unsafe class EpollReactor : PipeScheduler
 
     public void Start()
     {
-        _thread = new Thread(Loop)
+        _thread = new Thread(RunLoop)
         {
             IsBackground = true,
-            Name = $"epoll-reactor-{Id}",
+            Name = _threadName,
         };
         _thread.UnsafeStart();
     }
@@ -171,9 +182,10 @@ internal sealed unsafe class EpollReactor : PipeScheduler
         }
     }
 
-    private void Loop()
+    private void RunLoop()
     {
         _threadId = Environment.CurrentManagedThreadId;
+        EpollLoop.SetCurrent(Loop);
         var events = (byte*)NativeMemory.Alloc((nuint)(_maxEvents * EpollInterop.EventSize));
         try
         {
@@ -224,6 +236,7 @@ internal sealed unsafe class EpollReactor : PipeScheduler
         {
             Shutdown();
             NativeMemory.Free(events);
+            EpollLoop.SetCurrent(null);
         }
     }
 
