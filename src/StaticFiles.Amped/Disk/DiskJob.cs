@@ -1,0 +1,87 @@
+using System.Threading.Tasks.Sources;
+using EpollTransport;
+
+namespace StaticFiles.Amped.Disk;
+
+/// <summary>What a helper thread runs: a <see cref="DiskJob{T}"/> without its result type.</summary>
+internal abstract class DiskJob
+{
+    /// <summary>Helper thread; never throws.</summary>
+    internal abstract void Run();
+}
+
+/// <summary>
+/// One call that may block, and its completion: <see cref="Execute"/> runs on a helper thread, and the result is
+/// handed back on the loop that posted the job, through the loop's work queue (and its eventfd when the loop is
+/// blocked). The awaiting request therefore resumes on its loop, as in Flash's AMPED design.
+/// </summary>
+internal abstract class DiskJob<T> : DiskJob, IValueTaskSource<T>
+{
+    private static readonly Action<object?> s_complete = static state => ((DiskJob<T>)state!).Complete();
+
+    // Continuations run where SetResult is called, on the loop: that is the point of the hand-back.
+    private ManualResetValueTaskSourceCore<T> _core;
+    private T? _result;
+    private Exception? _error;
+    private EpollLoop? _loop;
+
+    /// <summary>Cancelled when the client goes away: a job not yet started is then skipped.</summary>
+    public CancellationToken Cancellation { get; private set; }
+
+    /// <summary>The call that may block. Helper thread.</summary>
+    protected abstract T Execute();
+
+    /// <summary>Arms the job for one run; the returned task completes on <paramref name="loop"/>.</summary>
+    internal ValueTask<T> Prepare(EpollLoop loop, CancellationToken cancellation)
+    {
+        _loop = loop;
+        Cancellation = cancellation;
+        _result = default;
+        _error = null;
+        return new ValueTask<T>(this, _core.Version);
+    }
+
+    /// <summary>Runs the call (unless cancelled meanwhile) and posts the completion to the loop. Helper thread.</summary>
+    internal override void Run()
+    {
+        try
+        {
+            Cancellation.ThrowIfCancellationRequested();
+            _result = Execute();
+        }
+        catch (Exception ex)
+        {
+            _error = ex;
+        }
+        _loop!.Schedule(s_complete, this);
+    }
+
+    private void Complete()
+    {
+        if (_error is { } error)
+        {
+            _core.SetException(error);
+        }
+        else
+        {
+            _core.SetResult(_result!);
+        }
+    }
+
+    T IValueTaskSource<T>.GetResult(short token)
+    {
+        try
+        {
+            return _core.GetResult(token);
+        }
+        finally
+        {
+            _core.Reset();
+        }
+    }
+
+    ValueTaskSourceStatus IValueTaskSource<T>.GetStatus(short token) => _core.GetStatus(token);
+
+    void IValueTaskSource<T>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _core.OnCompleted(continuation, state, token, flags);
+}

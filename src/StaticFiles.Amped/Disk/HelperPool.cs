@@ -1,0 +1,89 @@
+using System.Collections.Concurrent;
+using EpollTransport;
+
+namespace StaticFiles.Amped.Disk;
+
+/// <summary>
+/// Flash's helpers, as dedicated threads named <c>amped-helper-N</c> (not the .NET thread pool, whose threads the
+/// application needs, and which would grow without bound while they sit in blocking reads). Two bounded queues
+/// with their own helpers: metadata calls never wait behind data reads. A full queue refuses the job, so that a
+/// disk that cannot keep up turns into 503s instead of an unbounded backlog.
+/// </summary>
+internal sealed class HelperPool : IDisposable
+{
+    private readonly BlockingCollection<DiskJob> _metadata;
+    private readonly BlockingCollection<DiskJob> _data;
+    private readonly Thread[] _threads;
+
+    public HelperPool(int metadataHelpers, int dataHelpers, int queueCapacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(metadataHelpers, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(dataHelpers, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(queueCapacity, 1);
+        _metadata = new BlockingCollection<DiskJob>(new ConcurrentQueue<DiskJob>(), queueCapacity);
+        _data = new BlockingCollection<DiskJob>(new ConcurrentQueue<DiskJob>(), queueCapacity);
+        _threads = new Thread[metadataHelpers + dataHelpers];
+        for (int i = 0; i < _threads.Length; i++)
+        {
+            var queue = i < metadataHelpers ? _metadata : _data;
+            _threads[i] = new Thread(static state => Serve((BlockingCollection<DiskJob>)state!))
+            {
+                IsBackground = true,
+                Name = $"amped-helper-{i}",
+            };
+            _threads[i].UnsafeStart(queue);
+        }
+    }
+
+    /// <summary>
+    /// Queues <paramref name="job"/> for a helper; its task completes on <paramref name="loop"/>. Returns false, and
+    /// leaves <paramref name="completion"/> default, when the queue is full or the pool is stopping.
+    /// </summary>
+    public bool TryPost<T>(DiskJob<T> job, DiskQueue queue, EpollLoop loop, CancellationToken cancellation, out ValueTask<T> completion)
+    {
+        var pending = job.Prepare(loop, cancellation);
+        var target = queue == DiskQueue.Metadata ? _metadata : _data;
+        bool added;
+        try
+        {
+            added = target.TryAdd(job);
+        }
+        catch (InvalidOperationException)
+        {
+            added = false; // CompleteAdding was called: the pool is stopping.
+        }
+        if (!added)
+        {
+            // No helper saw the job and nobody awaits it: it stays reusable as it is.
+            completion = default;
+            return false;
+        }
+        completion = pending;
+        return true;
+    }
+
+    /// <summary>Jobs waiting in <paramref name="queue"/> (not the ones running).</summary>
+    public int Queued(DiskQueue queue) => (queue == DiskQueue.Metadata ? _metadata : _data).Count;
+
+    /// <summary>Lets the helpers finish the jobs already queued, then ends their threads.</summary>
+    public void Dispose()
+    {
+        _metadata.CompleteAdding();
+        _data.CompleteAdding();
+        foreach (var thread in _threads)
+        {
+            thread.Join();
+        }
+        _metadata.Dispose();
+        _data.Dispose();
+    }
+
+    private static void Serve(BlockingCollection<DiskJob> queue)
+    {
+        foreach (var job in queue.GetConsumingEnumerable())
+        {
+            // DiskJob.Run catches everything: a failed call fails its request, never the helper.
+            job.Run();
+        }
+    }
+}

@@ -1,0 +1,168 @@
+using EpollTransport;
+using StaticFiles.Amped.Disk;
+
+namespace StaticFiles.Amped.Tests.Disk;
+
+/// <summary>
+/// The helpers: blocking calls run on <c>amped-helper-N</c> threads and their completions come back on the loop
+/// that posted them, through its work queue and eventfd.
+/// </summary>
+public class HelperPoolTests
+{
+    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task AJobRunsOnAHelperAndCompletesOnTheLoopThroughItsEventfd()
+    {
+        await using var loop = EpollLoop.Start("test-amped-a");
+        using var pool = new HelperPool(metadataHelpers: 1, dataHelpers: 1, queueCapacity: 4);
+        var job = new FuncJob(() => Thread.CurrentThread.Name);
+        var wakeUpsBefore = loop.WakeUps;
+
+        var resumedOn = await PostAndResumeAsync(loop, pool, job, DiskQueue.Metadata);
+
+        Assert.Equal("amped-helper-0", job.LastResult);
+        // The request resumed on the loop: the helper never completes it directly.
+        Assert.Equal("test-amped-a", resumedOn);
+        // The loop sat blocked in epoll_wait while the helper worked, so only the eventfd could have woken it.
+        Assert.True(loop.WakeUps > wakeUpsBefore);
+    }
+
+    [Fact]
+    public async Task AMetadataCallDoesNotWaitBehindABlockedRead()
+    {
+        await using var loop = EpollLoop.Start("test-amped-b");
+        using var pool = new HelperPool(metadataHelpers: 1, dataHelpers: 1, queueCapacity: 4);
+        using var diskStalled = new ManualResetEventSlim();
+        var readStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var slowRead = new FuncJob(() =>
+        {
+            readStarted.SetResult();
+            diskStalled.Wait(WaitLimit);
+            return "read";
+        });
+        var read = PostAndResumeAsync(loop, pool, slowRead, DiskQueue.Data);
+        await readStarted.Task.WaitAsync(WaitLimit);
+
+        // The data helper is stuck in a read; the open still completes, on the metadata helper.
+        var open = new FuncJob(() => Thread.CurrentThread.Name);
+        await PostAndResumeAsync(loop, pool, open, DiskQueue.Metadata).WaitAsync(WaitLimit);
+        Assert.Equal("amped-helper-0", open.LastResult);
+        Assert.False(read.IsCompleted);
+
+        diskStalled.Set();
+        Assert.Equal("test-amped-b", await read.WaitAsync(WaitLimit));
+        Assert.Equal("read", slowRead.LastResult);
+    }
+
+    [Fact]
+    public async Task AFullQueueRefusesTheJobInsteadOfGrowing()
+    {
+        await using var loop = EpollLoop.Start("test-amped-c");
+        using var pool = new HelperPool(metadataHelpers: 1, dataHelpers: 1, queueCapacity: 1);
+        using var diskStalled = new ManualResetEventSlim();
+        var readStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var running = PostAndResumeAsync(loop, pool, new FuncJob(() =>
+        {
+            readStarted.SetResult();
+            diskStalled.Wait(WaitLimit);
+            return "";
+        }), DiskQueue.Data);
+        await readStarted.Task.WaitAsync(WaitLimit);
+
+        // One job fits in the queue behind the running one; the next is refused.
+        var queued = PostAndResumeAsync(loop, pool, new FuncJob(() => ""), DiskQueue.Data);
+        var refused = new FuncJob(() => "");
+        var posted = await OnLoopAsync(loop, () => pool.TryPost(refused, DiskQueue.Data, loop, CancellationToken.None, out _));
+
+        Assert.False(posted);
+        Assert.Equal(1, pool.Queued(DiskQueue.Data));
+        diskStalled.Set();
+        await Task.WhenAll(running, queued).WaitAsync(WaitLimit);
+        Assert.Equal(0, refused.Runs);
+    }
+
+    [Fact]
+    public async Task AJobCancelledBeforeAHelperTakesItIsNotRun()
+    {
+        await using var loop = EpollLoop.Start("test-amped-d");
+        using var pool = new HelperPool(metadataHelpers: 1, dataHelpers: 1, queueCapacity: 4);
+        using var diskStalled = new ManualResetEventSlim();
+        var readStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var running = PostAndResumeAsync(loop, pool, new FuncJob(() =>
+        {
+            readStarted.SetResult();
+            diskStalled.Wait(WaitLimit);
+            return "";
+        }), DiskQueue.Data);
+        await readStarted.Task.WaitAsync(WaitLimit);
+
+        using var clientGone = new CancellationTokenSource();
+        var abandoned = new FuncJob(() => "");
+        var waiting = PostAndResumeAsync(loop, pool, abandoned, DiskQueue.Data, clientGone.Token);
+        clientGone.Cancel();
+        diskStalled.Set();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(WaitLimit));
+        await running.WaitAsync(WaitLimit);
+        Assert.Equal(0, abandoned.Runs);
+    }
+
+    [Fact]
+    public async Task AFailingCallFailsItsRequestAndTheHelperServesTheNext()
+    {
+        await using var loop = EpollLoop.Start("test-amped-e");
+        using var pool = new HelperPool(metadataHelpers: 1, dataHelpers: 1, queueCapacity: 4);
+
+        var failing = PostAndResumeAsync(loop, pool, new FuncJob(() => throw new IOException("EIO")), DiskQueue.Metadata);
+        var error = await Assert.ThrowsAsync<IOException>(() => failing.WaitAsync(WaitLimit));
+        Assert.Equal("EIO", error.Message);
+
+        var next = new FuncJob(() => "fine");
+        await PostAndResumeAsync(loop, pool, next, DiskQueue.Metadata).WaitAsync(WaitLimit);
+        Assert.Equal("fine", next.LastResult);
+    }
+
+    /// <summary>Posts from the loop thread (as the middleware does) and returns the thread the awaiter resumed on.</summary>
+    private static async Task<string?> PostAndResumeAsync(EpollLoop loop, HelperPool pool, FuncJob job, DiskQueue queue,
+        CancellationToken cancellation = default)
+    {
+        var resumed = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        loop.Schedule(async _ =>
+        {
+            try
+            {
+                Assert.True(pool.TryPost(job, queue, loop, cancellation, out var completion));
+                job.LastResult = await completion;
+                resumed.SetResult(Thread.CurrentThread.Name);
+            }
+            catch (Exception ex)
+            {
+                resumed.SetException(ex);
+            }
+        }, null);
+        return await resumed.Task;
+    }
+
+    private static async Task<T> OnLoopAsync<T>(EpollLoop loop, Func<T> action)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        loop.Schedule(_ => done.SetResult(action()), null);
+        return await done.Task.WaitAsync(WaitLimit);
+    }
+
+    private sealed class FuncJob(Func<string?> call) : DiskJob<string?>
+    {
+        private int _runs;
+
+        public int Runs => Volatile.Read(ref _runs);
+
+        public string? LastResult { get; set; }
+
+        protected override string? Execute()
+        {
+            Interlocked.Increment(ref _runs);
+            return call();
+        }
+    }
+}
