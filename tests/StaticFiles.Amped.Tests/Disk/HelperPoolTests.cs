@@ -34,15 +34,7 @@ public class HelperPoolTests
         await using var loop = EpollLoop.Start("test-amped-b");
         using var pool = new HelperPool(metadataHelpers: 1, dataHelpers: 1, queueCapacity: 4);
         using var diskStalled = new ManualResetEventSlim();
-        var readStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var slowRead = new FuncJob(() =>
-        {
-            readStarted.SetResult();
-            diskStalled.Wait(WaitLimit);
-            return "read";
-        });
-        var read = PostAndResumeAsync(loop, pool, slowRead, DiskQueue.Data);
-        await readStarted.Task.WaitAsync(WaitLimit);
+        var (slowRead, read) = await StallTheDataHelperAsync(loop, pool, diskStalled);
 
         // The data helper is stuck in a read; the open still completes, on the metadata helper.
         var open = new FuncJob(() => Thread.CurrentThread.Name);
@@ -61,14 +53,7 @@ public class HelperPoolTests
         await using var loop = EpollLoop.Start("test-amped-c");
         using var pool = new HelperPool(metadataHelpers: 1, dataHelpers: 1, queueCapacity: 1);
         using var diskStalled = new ManualResetEventSlim();
-        var readStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var running = PostAndResumeAsync(loop, pool, new FuncJob(() =>
-        {
-            readStarted.SetResult();
-            diskStalled.Wait(WaitLimit);
-            return "";
-        }), DiskQueue.Data);
-        await readStarted.Task.WaitAsync(WaitLimit);
+        var (_, running) = await StallTheDataHelperAsync(loop, pool, diskStalled);
 
         // One job fits in the queue behind the running one; the next is refused.
         var queued = PostAndResumeAsync(loop, pool, new FuncJob(() => ""), DiskQueue.Data);
@@ -88,14 +73,7 @@ public class HelperPoolTests
         await using var loop = EpollLoop.Start("test-amped-d");
         using var pool = new HelperPool(metadataHelpers: 1, dataHelpers: 1, queueCapacity: 4);
         using var diskStalled = new ManualResetEventSlim();
-        var readStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var running = PostAndResumeAsync(loop, pool, new FuncJob(() =>
-        {
-            readStarted.SetResult();
-            diskStalled.Wait(WaitLimit);
-            return "";
-        }), DiskQueue.Data);
-        await readStarted.Task.WaitAsync(WaitLimit);
+        var (_, running) = await StallTheDataHelperAsync(loop, pool, diskStalled);
 
         using var clientGone = new CancellationTokenSource();
         var abandoned = new FuncJob(() => "");
@@ -121,6 +99,21 @@ public class HelperPoolTests
         var next = new FuncJob(() => "fine");
         await PostAndResumeAsync(loop, pool, next, DiskQueue.Metadata).WaitAsync(WaitLimit);
         Assert.Equal("fine", next.LastResult);
+    }
+
+    /// <summary>Posts a read that blocks its (only) data helper until <paramref name="diskStalled"/> is set; returns once it runs.</summary>
+    private static async Task<(FuncJob Job, Task<string?> Resumed)> StallTheDataHelperAsync(EpollLoop loop, HelperPool pool, ManualResetEventSlim diskStalled)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var job = new FuncJob(() =>
+        {
+            started.SetResult();
+            diskStalled.Wait(WaitLimit);
+            return "read";
+        });
+        var resumed = PostAndResumeAsync(loop, pool, job, DiskQueue.Data);
+        await started.Task.WaitAsync(WaitLimit);
+        return (job, resumed);
     }
 
     /// <summary>Posts from the loop thread (as the middleware does) and returns the thread the awaiter resumed on.</summary>
