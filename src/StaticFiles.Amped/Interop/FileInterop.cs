@@ -1,0 +1,175 @@
+using System.Runtime.InteropServices;
+
+namespace StaticFiles.Amped.Interop;
+
+/// <summary>
+/// The file system calls of the static-file path: statx(2), open(2), openat2(2), preadv2(2), pread(2), close(2).
+/// Only <see cref="ReadNoWait"/> is meant for the event loop; the others may block on disk and belong on a helper.
+/// </summary>
+internal static unsafe partial class FileInterop
+{
+    // linux/fcntl.h
+    public const int AT_SYMLINK_NOFOLLOW = 0x100;
+    public const int AT_EMPTY_PATH = 0x1000;
+    public const int AT_STATX_SYNC_AS_STAT = 0x0000;
+
+    // linux/stat.h
+    public const uint STATX_BASIC_STATS = 0x7ff;
+    public const int S_IFMT = 0xf000;
+    public const int S_IFDIR = 0x4000;
+    public const int S_IFREG = 0x8000;
+    public const int S_IFLNK = 0xa000;
+
+    // asm-generic/fcntl.h (octal there: O_NOCTTY 00000400, O_CLOEXEC 02000000), shared by x86-64 and arm64.
+    public const int O_RDONLY = 0;
+    public const int O_NOCTTY = 0x100;
+    public const int O_CLOEXEC = 0x80000;
+
+    /// <summary>
+    /// asm-generic/fcntl.h has 00200000, which x86-64 uses; arch/arm64/include/uapi/asm/fcntl.h overrides it with
+    /// 040000 (on arm64, 00200000 is O_DIRECT).
+    /// </summary>
+    public static readonly int O_DIRECTORY = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 0x4000 : 0x10000;
+
+    // linux/openat2.h
+    public const ulong RESOLVE_NO_MAGICLINKS = 0x02;
+    public const ulong RESOLVE_BENEATH = 0x08;
+
+    // linux/fs.h
+    public const int RWF_NOWAIT = 0x08;
+
+    /// <summary>
+    /// __NR_openat2: 437 in asm-generic/unistd.h (arm64) and in arch/x86/entry/syscalls/syscall_64.tbl, since
+    /// Linux 5.6 numbers new system calls the same on every architecture.
+    /// </summary>
+    public const long SYS_openat2 = 437;
+
+    /// <summary>
+    /// statx of <paramref name="relativePath"/> under <paramref name="dirFd"/>, not following a final symlink. The
+    /// path is not confined: <c>..</c>, absolute paths and symlinks in the middle resolve as usual, so give it only
+    /// paths already resolved with <see cref="OpenBeneath"/>, or use <see cref="StatFd"/> on the opened fd.
+    /// </summary>
+    public static FileResult StatAt(int dirFd, string relativePath, out Statx statx)
+    {
+        statx = default;
+        if (HasNul(relativePath))
+        {
+            return FileResult.FromErrno(FileResult.ENOENT);
+        }
+        fixed (Statx* buffer = &statx)
+        {
+            return FileResult.FromReturn(statx_(dirFd, relativePath, AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, buffer));
+        }
+    }
+
+    /// <summary>statx of an open fd (AT_EMPTY_PATH: the empty path names <paramref name="fd"/> itself).</summary>
+    public static FileResult StatFd(int fd, out Statx statx)
+    {
+        statx = default;
+        fixed (Statx* buffer = &statx)
+        {
+            return FileResult.FromReturn(statx_(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, buffer));
+        }
+    }
+
+    /// <summary>Opens the root directory, whose fd <see cref="OpenBeneath"/> resolves paths under.</summary>
+    public static FileResult OpenDirectory(string absolutePath)
+        => HasNul(absolutePath)
+            ? FileResult.FromErrno(FileResult.ENOENT)
+            : FileResult.FromReturn(open(absolutePath, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+
+    /// <summary>
+    /// Opens <paramref name="relativePath"/> for reading, resolved by the kernel strictly under
+    /// <paramref name="rootFd"/> (RESOLVE_BENEATH): a <c>..</c> that would climb above the root, an absolute path
+    /// and a symlink that leaves the root (any absolute symlink included) fail with EXDEV; /proc magic links fail
+    /// with ELOOP. ENOSYS means a kernel before 5.6 (or a seccomp filter that does not know openat2).
+    /// </summary>
+    public static FileResult OpenBeneath(int rootFd, string relativePath)
+    {
+        if (HasNul(relativePath))
+        {
+            return FileResult.FromErrno(FileResult.ENOENT);
+        }
+        var how = new OpenHow
+        {
+            flags = (ulong)(O_RDONLY | O_CLOEXEC | O_NOCTTY),
+            resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+        };
+        // openat2(2): with RESOLVE_BENEATH the kernel answers EAGAIN when a rename or mount raced with a ".."
+        // step and it cannot prove the walk stayed under the root; the call is meant to be retried.
+        const int Attempts = 3;
+        FileResult result = default;
+        for (var attempt = 0; attempt < Attempts; attempt++)
+        {
+            result = FileResult.FromReturn(syscall(SYS_openat2, rootFd, relativePath, &how, (nuint)sizeof(OpenHow)));
+            if (!result.WouldBlock)
+            {
+                break;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Reads from <paramref name="offset"/> only what is already in the page cache (RWF_NOWAIT): never waits for
+    /// the disk. EAGAIN when the first byte is not cached; fewer bytes than asked for when only a prefix is.
+    /// EOPNOTSUPP from a file system that cannot read without waiting. Either way a helper reads it with
+    /// <see cref="Read"/>.
+    /// </summary>
+    public static FileResult ReadNoWait(int fd, Span<byte> buffer, long offset)
+    {
+        // preadv2 reads an offset of -1 as "the current file position" rather than failing.
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        fixed (byte* p = buffer)
+        {
+            // struct iovec { void *iov_base; size_t iov_len; }
+            var vector = stackalloc nuint[2] { (nuint)p, (nuint)buffer.Length };
+            return FileResult.FromReturn(preadv2(fd, vector, 1, offset, RWF_NOWAIT));
+        }
+    }
+
+    /// <summary>Reads from <paramref name="offset"/>, waiting for the disk if need be; 0 at or past the end.</summary>
+    public static FileResult Read(int fd, Span<byte> buffer, long offset)
+    {
+        fixed (byte* p = buffer)
+        {
+            return FileResult.FromReturn(pread(fd, p, (nuint)buffer.Length, offset));
+        }
+    }
+
+    /// <summary>
+    /// Closes <paramref name="fd"/>. The result is dropped: Linux frees the fd even when close reports an error
+    /// (EINTR included), so a retry could close an fd another thread has just been given, and a file opened read-only
+    /// has no write-back error to report.
+    /// </summary>
+    public static void Close(int fd) => close(fd);
+
+    // A NUL would end the C string early and name another file; no file can have such a name.
+    private static bool HasNul(string path) => path.Contains('\0', StringComparison.Ordinal);
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int statx_(int dirfd, string path, int flags, uint mask, Statx* buffer);
+
+    // open(2) is variadic (a mode follows when O_CREAT or O_TMPFILE is set); without them it never reads a mode,
+    // so the two fixed parameters are the whole call. See syscall below for why a fixed declaration is safe.
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags);
+
+    // long syscall(long number, ...) is variadic, declared here with the fixed parameters of openat2. On x86-64
+    // SysV and on arm64 Linux (AAPCS64; Apple's arm64 ABI differs, Linux's does not) integer and pointer arguments
+    // of a variadic call go in the same registers as for a non-variadic one (rdi, rsi, rdx, rcx, r8 / x0 to x4).
+    // The only extra x86-64 rule is AL, an upper bound on the vector registers a variadic callee should spill; there
+    // are none here, and glibc's syscall is assembly that moves the argument registers into the kernel's and never
+    // reads AL.
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial long syscall(long number, int dirfd, string path, OpenHow* how, nuint size);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint preadv2(int fd, nuint* iov, int iovcnt, long offset, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint pread(int fd, byte* buffer, nuint count, long offset);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+}
