@@ -226,7 +226,26 @@ internal sealed class EpollConnectionListener : IConnectionListener
 
     /// <summary>Closes the listening sockets (new connections are refused) and ends <see cref="AcceptAsync"/>.</summary>
     public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
-        => new(LazyInitializer.EnsureInitialized(ref _unbind, UnbindCoreAsync).WaitAsync(cancellationToken));
+    {
+        var unbind = LazyInitializer.EnsureInitialized(ref _unbind, UnbindCoreAsync);
+        return unbind.IsCompleted || !cancellationToken.CanBeCanceled ? new(unbind) : new(WaitUnlessCancelledAsync(unbind, cancellationToken));
+    }
+
+    /// <summary>
+    /// Cancellation ends the wait, not the unbind: the closes are already queued on the reactors and finish without
+    /// the caller. Kestrel disposes a server that was never stopped with an already-cancelled token; Sockets' unbind
+    /// never observes it, so neither does this one throw for it.
+    /// </summary>
+    private static async Task WaitUnlessCancelledAsync(Task unbind, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await unbind.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !unbind.IsFaulted)
+        {
+        }
+    }
 
     private async Task UnbindCoreAsync()
     {

@@ -16,6 +16,25 @@ public class ShutdownTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
+    [Fact]
+    public async Task DisposingAStartedAppWithoutStoppingItDoesNotThrow()
+    {
+        // `await using var app` without StopAsync: Kestrel's Dispose stops with an already-cancelled token, which
+        // Sockets' unbind never observes.
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseEpollTransport(o => o.ReactorCount = 1);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        app.MapGet("/", () => "ok");
+        await app.StartAsync().WaitAsync(Timeout);
+        using (var client = new HttpClient())
+        {
+            Assert.Equal("ok", await client.GetStringAsync(app.Urls.First()).WaitAsync(Timeout));
+        }
+
+        await app.DisposeAsync().AsTask().WaitAsync(Timeout);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
