@@ -1,0 +1,303 @@
+using System.Buffers;
+using EpollTransport;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.StaticFiles;
+using Microsoft.Extensions.Logging;
+using Microsoft.Net.Http.Headers;
+using StaticFiles.Amped.Disk;
+using StaticFiles.Amped.Http;
+using StaticFiles.Amped.Interop;
+using StaticFiles.Amped.Paths;
+
+namespace StaticFiles.Amped;
+
+/// <summary>
+/// The middleware's work for one request: find the file beneath the root, decide the response from its validators
+/// (RFC 9110), and stream the bytes. Every call that may block runs on a helper (or, in <see cref="AmpedMode.Sped"/>,
+/// right here); the request resumes on its loop: the epoll reactor that runs it inline, or the middleware's own.
+/// </summary>
+internal sealed partial class AmpedFileServer : IDisposable
+{
+    /// <summary>The most one read asks for: large enough to amortize a helper round trip, small enough to stream.</summary>
+    private const int ChunkSize = 64 * 1024;
+
+    private readonly AmpedStaticFileOptions _options;
+    private readonly string _root;
+    private readonly int _rootFd;
+    private readonly HelperPool? _helpers;
+    private readonly Lazy<EpollLoop> _ownLoop = new(() => EpollLoop.Start("amped-loop"));
+    private readonly ILogger _logger;
+
+    public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger)
+    {
+        _options = options;
+        _root = Path.GetFullPath(root);
+        _logger = logger;
+        var opened = FileInterop.OpenDirectory(_root);
+        if (!opened.IsSuccess)
+        {
+            throw new DirectoryNotFoundException($"The static files root '{_root}' cannot be opened: {opened}.");
+        }
+        _rootFd = opened.IntValue;
+        if (options.Mode == AmpedMode.Amped)
+        {
+            _helpers = new HelperPool(options.MetadataHelperThreads, options.DataHelperThreads, options.HelperQueueCapacity);
+        }
+    }
+
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    {
+        var request = context.Request;
+        if (!(HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
+            || !request.Path.StartsWithSegments(_options.RequestPath, out var subpath)
+            || !RequestPaths.TryGetRelative(subpath, _options.ServeDotFiles, out var relative, out var endsWithSlash))
+        {
+            await next(context);
+            return;
+        }
+
+        var loop = EpollLoop.Current ?? _ownLoop.Value;
+        var file = await OpenAsync(loop, relative, context.RequestAborted);
+        if (file is not { } opened)
+        {
+            await RefuseAsync(context);
+            return;
+        }
+        var name = relative;
+        if (opened.IsDirectory)
+        {
+            FileInterop.Close(opened.Fd);
+            (opened, name) = await OpenDefaultDocumentAsync(loop, relative, context.RequestAborted);
+            if (opened.IsRegularFile && !endsWithSlash)
+            {
+                FileInterop.Close(opened.Fd);
+                if (_options.RedirectToAppendTrailingSlash)
+                {
+                    // As UseDefaultFiles: relative links in the document must resolve below the folder.
+                    context.Response.StatusCode = StatusCodes.Status301MovedPermanently;
+                    context.Response.Headers.Location = request.PathBase + request.Path + "/" + request.QueryString;
+                    return;
+                }
+                await next(context);
+                return;
+            }
+        }
+        if (!opened.IsRegularFile)
+        {
+            if (opened.IsOpen)
+            {
+                FileInterop.Close(opened.Fd);
+            }
+            await next(context);
+            return;
+        }
+
+        try
+        {
+            if (!TryGetContentType(name, out var contentType))
+            {
+                await next(context);
+                return;
+            }
+            await ServeAsync(context, loop, opened, name, contentType);
+        }
+        finally
+        {
+            // A read-only regular file: close(2) does not wait for the disk.
+            FileInterop.Close(opened.Fd);
+        }
+    }
+
+    public void Dispose()
+    {
+        _helpers?.Dispose();
+        if (_ownLoop.IsValueCreated)
+        {
+            _ownLoop.Value.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+        FileInterop.Close(_rootFd);
+    }
+
+    private async Task ServeAsync(HttpContext context, EpollLoop loop, OpenedFile file, string name, string contentType)
+    {
+        var request = context.Request;
+        var response = context.Response;
+        var stat = file.Stat;
+        var length = (long)stat.stx_size;
+        var lastWrite = DateTimeOffset.FromUnixTimeSeconds(stat.stx_mtime.tv_sec);
+        var validators = FileValidators.Create(length, lastWrite, stat.stx_mtime.tv_nsec, stat.stx_ino);
+        var requestHeaders = request.GetTypedHeaders();
+
+        var responseHeaders = response.GetTypedHeaders();
+        responseHeaders.ETag = validators.ETag;
+        responseHeaders.LastModified = validators.LastModified;
+        response.Headers.AcceptRanges = "bytes";
+        if (_options.CacheControl is { } cacheControl)
+        {
+            response.Headers.CacheControl = cacheControl;
+        }
+        _options.OnPrepareResponse?.Invoke(new StaticFileResponseContext(context,
+            new AmpedFileInfo(Path.Combine(_root, name), length, validators.LastModified)));
+
+        switch (Preconditions.Evaluate(requestHeaders, request.Method, validators))
+        {
+            case PreconditionResult.NotModified:
+                response.StatusCode = StatusCodes.Status304NotModified;
+                return;
+            case PreconditionResult.PreconditionFailed:
+                response.StatusCode = StatusCodes.Status412PreconditionFailed;
+                return;
+        }
+
+        var plan = RangeEvaluator.Evaluate(requestHeaders, request.Method, validators, DateTimeOffset.UtcNow, _options.MaxRanges);
+        var isHead = HttpMethods.IsHead(request.Method);
+        switch (plan.Kind)
+        {
+            case RangePlanKind.Unsatisfiable:
+                response.StatusCode = StatusCodes.Status416RangeNotSatisfiable;
+                response.Headers.ContentRange = ContentRange.Unsatisfied(length);
+                return;
+            case RangePlanKind.Single:
+                var range = plan.Ranges[0];
+                response.StatusCode = StatusCodes.Status206PartialContent;
+                response.Headers.ContentRange = ContentRange.Format(range, length);
+                response.ContentType = contentType;
+                response.ContentLength = range.Length;
+                await SendAsync(context, loop, file.Fd, range.Start, range.Length);
+                return;
+            case RangePlanKind.Multipart:
+                var layout = new MultipartByteRanges(plan.Ranges, contentType, length, MultipartByteRanges.NewBoundary());
+                response.StatusCode = StatusCodes.Status206PartialContent;
+                response.ContentType = layout.ContentType;
+                response.ContentLength = layout.ContentLength;
+                foreach (var part in layout.Parts)
+                {
+                    await response.BodyWriter.WriteAsync(part.Header, context.RequestAborted);
+                    if (!await SendAsync(context, loop, file.Fd, part.Range.Start, part.Range.Length))
+                    {
+                        return;
+                    }
+                }
+                await response.BodyWriter.WriteAsync(layout.Closing, context.RequestAborted);
+                return;
+            default:
+                response.ContentType = contentType;
+                response.ContentLength = length;
+                if (!isHead)
+                {
+                    await SendAsync(context, loop, file.Fd, 0, length);
+                }
+                return;
+        }
+    }
+
+    /// <summary>Streams <paramref name="count"/> bytes from <paramref name="offset"/>; false when the response ended early.</summary>
+    private async Task<bool> SendAsync(HttpContext context, EpollLoop loop, int fd, long offset, long count)
+    {
+        var writer = context.Response.BodyWriter;
+        var aborted = context.RequestAborted;
+        while (count > 0)
+        {
+            var want = (int)Math.Min(count, ChunkSize);
+            var memory = writer.GetMemory(want);
+            memory = memory[..Math.Min(memory.Length, want)];
+            var read = await ReadAsync(loop, fd, memory, offset, aborted);
+            if (!read.IsSuccess || read.Value == 0)
+            {
+                // The file shrank or failed under us after Content-Length went out: the only honest end is an abort.
+                LogReadFailed(_logger, context.Request.Path, read.ToString());
+                context.Abort();
+                return false;
+            }
+            writer.Advance(read.IntValue);
+            offset += read.Value;
+            count -= read.Value;
+            var flushed = await writer.FlushAsync(aborted);
+            if (flushed.IsCanceled || flushed.IsCompleted)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Page-cache data straight from the loop (<c>preadv2</c> with <c>RWF_NOWAIT</c> never waits for the disk); only a
+    /// miss goes to a helper. A short read returns what was cached; the next call finds where the cache ends.
+    /// </summary>
+    private async ValueTask<FileResult> ReadAsync(EpollLoop loop, int fd, Memory<byte> memory, long offset, CancellationToken aborted)
+    {
+        var job = new ReadFileJob(fd, memory, offset);
+        if (_helpers is null)
+        {
+            return job.ExecuteHere();
+        }
+        var cached = FileInterop.ReadNoWait(fd, memory.Span, offset);
+        if (cached.IsSuccess || !(cached.WouldBlock || cached.Errno == FileResult.EOPNOTSUPP))
+        {
+            return cached;
+        }
+        if (!_helpers.TryPost(job, DiskQueue.Data, loop, aborted, out var completion))
+        {
+            return FileResult.FromErrno(FileResult.EAGAIN);
+        }
+        return await completion;
+    }
+
+    /// <summary>Null when the helpers refused the job (their queue is full).</summary>
+    private async ValueTask<OpenedFile?> OpenAsync(EpollLoop loop, string relative, CancellationToken aborted)
+    {
+        var job = new OpenFileJob(_rootFd, relative);
+        if (_helpers is null)
+        {
+            return job.ExecuteHere();
+        }
+        if (!_helpers.TryPost(job, DiskQueue.Metadata, loop, aborted, out var completion))
+        {
+            return null;
+        }
+        return await completion;
+    }
+
+    private async ValueTask<(OpenedFile File, string Name)> OpenDefaultDocumentAsync(EpollLoop loop, string folder, CancellationToken aborted)
+    {
+        foreach (var document in _options.DefaultFileNames)
+        {
+            var name = folder.Length == 0 ? document : folder + "/" + document;
+            if (await OpenAsync(loop, name, aborted) is { } file)
+            {
+                if (file.IsRegularFile)
+                {
+                    return (file, name);
+                }
+                if (file.IsOpen)
+                {
+                    FileInterop.Close(file.Fd);
+                }
+            }
+        }
+        return (OpenedFile.Failed(FileResult.ENOENT), folder);
+    }
+
+    private bool TryGetContentType(string name, out string contentType)
+    {
+        if (_options.ContentTypeProvider.TryGetContentType(name, out var known))
+        {
+            contentType = known;
+            return true;
+        }
+        contentType = _options.DefaultContentType ?? "application/octet-stream";
+        return _options.ServeUnknownFileTypes;
+    }
+
+    private static Task RefuseAsync(HttpContext context)
+    {
+        // The helper queue is full: the disk cannot keep up, and waiting would only grow the backlog.
+        context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+        context.Response.Headers.RetryAfter = "1";
+        return Task.CompletedTask;
+    }
+
+    [LoggerMessage(1, LogLevel.Warning, "Reading {Path} failed after its headers were sent ({Error}); the response was aborted.", EventName = "ReadFailed")]
+    private static partial void LogReadFailed(ILogger logger, PathString path, string error);
+}

@@ -1,0 +1,67 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.StaticFiles;
+
+namespace StaticFiles.Amped;
+
+/// <summary>
+/// Options of <c>UseAmpedStaticFiles</c>. Where a name matches <c>StaticFileOptions</c> it means the same, and the
+/// defaults are as safe: unknown file types and dot files are not served unless asked.
+/// </summary>
+public sealed class AmpedStaticFileOptions
+{
+    /// <summary>The folder to serve. Default: null, meaning the app's web root (<c>IWebHostEnvironment.WebRootPath</c>).</summary>
+    public string? RootPath { get; set; }
+
+    /// <summary>The URL prefix the files are served under. Default: empty (the site root).</summary>
+    public PathString RequestPath { get; set; }
+
+    /// <summary>Maps file names to content types. Default: a <see cref="FileExtensionContentTypeProvider"/>.</summary>
+    public IContentTypeProvider ContentTypeProvider { get; set; } = new FileExtensionContentTypeProvider();
+
+    /// <summary>Whether files whose type <see cref="ContentTypeProvider"/> does not know are served. Default: false.</summary>
+    public bool ServeUnknownFileTypes { get; set; }
+
+    /// <summary>The content type of unknown file types when <see cref="ServeUnknownFileTypes"/> is on. Default: null (<c>application/octet-stream</c>).</summary>
+    public string? DefaultContentType { get; set; }
+
+    /// <summary>
+    /// Whether a path with a segment that starts with a dot (<c>/.git/config</c>, <c>/.env</c>) is served. Default:
+    /// false: such requests fall through to the next middleware.
+    /// </summary>
+    public bool ServeDotFiles { get; set; }
+
+    /// <summary>
+    /// The documents served for a folder, in order of preference. Default: <c>index.html</c>, <c>index.htm</c>,
+    /// <c>default.html</c>, <c>default.htm</c>.
+    /// </summary>
+    public IList<string> DefaultFileNames { get; } = ["index.html", "index.htm", "default.html", "default.htm"];
+
+    /// <summary>
+    /// Whether a request for a folder without its trailing slash is redirected (301) to the path with one, as
+    /// <c>UseDefaultFiles</c> does, when the folder has a default document. Default: true.
+    /// </summary>
+    public bool RedirectToAppendTrailingSlash { get; set; } = true;
+
+    /// <summary>The <c>Cache-Control</c> value sent with every file. Default: null (none: caching is opt-in).</summary>
+    public string? CacheControl { get; set; }
+
+    /// <summary>Called before the headers of a file are sent, to add or change response headers. Default: null.</summary>
+    public Action<StaticFileResponseContext>? OnPrepareResponse { get; set; }
+
+    /// <summary>Where blocking calls run. Default: <see cref="AmpedMode.Amped"/>.</summary>
+    public AmpedMode Mode { get; set; } = AmpedMode.Amped;
+
+    /// <summary>Helper threads for <c>open</c> and <c>statx</c>. Default: 1.</summary>
+    public int MetadataHelperThreads { get; set; } = 1;
+
+    /// <summary>Helper threads for reads that miss the page cache. Default: 4.</summary>
+    public int DataHelperThreads { get; set; } = 4;
+
+    /// <summary>
+    /// Jobs each helper queue holds before it refuses more; a refused request gets 503. Default: 1024.
+    /// </summary>
+    public int HelperQueueCapacity { get; set; } = 1024;
+
+    /// <summary>The most parts a multi-range request may ask for before the whole file is sent instead. Default: 16.</summary>
+    public int MaxRanges { get; set; } = 16;
+}

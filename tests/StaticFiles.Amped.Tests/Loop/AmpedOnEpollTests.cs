@@ -1,0 +1,84 @@
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
+using StaticFiles.Amped;
+
+namespace StaticFiles.Amped.Tests.Loop;
+
+/// <summary>
+/// The middleware on real Kestrel and the epoll transport: after a helper's disk call the request resumes on its
+/// loop, the reactor when the app runs inline, else the middleware's own loop.
+/// </summary>
+public sealed class AmpedOnEpollTests : IDisposable
+{
+    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
+    private readonly string _root = Directory.CreateTempSubdirectory("amped-loop-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    [Theory]
+    [InlineData(true, AmpedMode.Amped, "^epoll-reactor-0$")]
+    [InlineData(false, AmpedMode.Amped, "^amped-loop$")]
+    [InlineData(true, AmpedMode.Sped, "^epoll-reactor-0$")]
+    public async Task AfterTheDiskCallTheRequestResumesOnItsLoop(bool inline, AmpedMode mode, string expectedThread)
+    {
+        File.WriteAllText(Path.Combine(_root, "hello.txt"), "hello");
+        var threads = new List<string?>();
+        await using var app = await StartAsync(inline, new AmpedStaticFileOptions
+        {
+            RootPath = _root,
+            Mode = mode,
+            OnPrepareResponse = _ =>
+            {
+                lock (threads)
+                {
+                    threads.Add(Thread.CurrentThread.Name);
+                }
+            },
+        });
+        using var client = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+
+        // The first request of a connection starts on the thread pool (Kestrel's choice); later ones run where the
+        // transport completes their reads.
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal("hello", await client.GetStringAsync("/hello.txt").WaitAsync(WaitLimit));
+        }
+        Assert.All(threads.Skip(1), name => Assert.Matches(expectedThread, name ?? ""));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ParallelDownloadsOfALargeFileAreByteExact(bool inline)
+    {
+        var content = RandomNumberGenerator.GetBytes(3 * 1024 * 1024 + 17);
+        File.WriteAllBytes(Path.Combine(_root, "big.bin"), content);
+        await using var app = await StartAsync(inline, new AmpedStaticFileOptions { RootPath = _root, ServeUnknownFileTypes = true });
+        using var client = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+
+        var downloads = Enumerable.Range(0, 16).Select(_ => client.GetByteArrayAsync("/big.bin"));
+        foreach (var body in await Task.WhenAll(downloads).WaitAsync(WaitLimit))
+        {
+            Assert.Equal(content.Length, body.Length);
+            Assert.True(content.AsSpan().SequenceEqual(body));
+        }
+    }
+
+    private static async Task<WebApplication> StartAsync(bool inline, AmpedStaticFileOptions options)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseEpollTransport(o =>
+        {
+            o.ReactorCount = 1;
+            o.UnsafePreferInlineScheduling = inline;
+        });
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        app.UseAmpedStaticFiles(options);
+        await app.StartAsync().WaitAsync(WaitLimit);
+        return app;
+    }
+}
