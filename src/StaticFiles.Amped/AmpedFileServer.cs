@@ -64,6 +64,14 @@ internal sealed partial class AmpedFileServer : IDisposable
             return;
         }
         var name = relative;
+        if (opened.IsRegularFile && endsWithSlash)
+        {
+            // "/index.html/" names a folder; serving the file there would give it a second URL whose relative
+            // links resolve one level too deep.
+            FileInterop.Close(opened.Fd);
+            await next(context);
+            return;
+        }
         if (opened.IsDirectory)
         {
             FileInterop.Close(opened.Fd);

@@ -19,7 +19,8 @@ internal static class RequestPaths
     {
         relative = "";
         var value = subpath.Value ?? "";
-        endsWithSlash = value.Length == 0 || value[^1] == '/';
+        // An empty subpath is the RequestPath itself, without its slash: a folder to redirect, as "/docs" is.
+        endsWithSlash = value.Length > 0 && value[^1] == '/';
         if (value.Length == 0 || value == "/")
         {
             return true;
