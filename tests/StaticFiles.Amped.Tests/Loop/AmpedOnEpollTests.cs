@@ -19,7 +19,9 @@ public sealed class AmpedOnEpollTests : IDisposable
 
     [Theory]
     [InlineData(true, AmpedMode.Amped, "^epoll-reactor-0$")]
-    [InlineData(false, AmpedMode.Amped, "^amped-loop$")]
+    // On the thread pool the completion comes through the middleware's own loop; if it lands before the request
+    // awaits it (the helper was quicker), the request simply goes on where it is. Never on a helper.
+    [InlineData(false, AmpedMode.Amped, "^(amped-loop|\\.NET TP Worker)$")]
     [InlineData(true, AmpedMode.Sped, "^epoll-reactor-0$")]
     public async Task AfterTheDiskCallTheRequestResumesOnItsLoop(bool inline, AmpedMode mode, string expectedThread)
     {
