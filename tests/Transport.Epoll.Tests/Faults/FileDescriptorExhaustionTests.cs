@@ -24,7 +24,9 @@ public partial class FileDescriptorExhaustionTests
         var port = await server.ListeningPort.WaitAsync(Timeout);
         var target = new IPEndPoint(IPAddress.Loopback, port);
 
+        const int Cushion = 100;
         var held = new List<Socket>();
+        var cushion = new List<Socket>();
         try
         {
             for (int i = 0; i < Flood; i++)
@@ -43,6 +45,17 @@ public partial class FileDescriptorExhaustionTests
             }
             await server.OutOfDescriptors.WaitAsync(Timeout);
             Assert.False(server.HasExited, "The server process died when it ran short of descriptors.");
+
+            // At its reserve the listener retries every 50 ms, and each retry resets the connection at the head of
+            // the backlog. A cushion of connections ahead of the late one keeps the retries busy (for seconds) while
+            // the server closes the flood's connections below; without it a loaded machine could still be at the
+            // reserve when the retry reached the late connection, and reset it.
+            for (int i = 0; i < Cushion; i++)
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                cushion.Add(socket);
+                await socket.ConnectAsync(target).WaitAsync(Timeout);
+            }
 
             // Queued behind the flood, and the server has no fd for it yet.
             using var late = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -63,7 +76,7 @@ public partial class FileDescriptorExhaustionTests
         }
         finally
         {
-            foreach (var socket in held)
+            foreach (var socket in held.Concat(cushion))
             {
                 socket.Dispose();
             }
