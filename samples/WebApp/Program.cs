@@ -1,4 +1,5 @@
 using Microsoft.Extensions.FileProviders;
+using StaticFiles.Amped;
 using WebApp;
 
 SampleCommandLine commandLine;
@@ -50,17 +51,23 @@ if (!HostSettings.NameEndpoints(builder.Configuration))
 var app = builder.Build();
 
 SampleLog.Starting(app.Logger, commandLine.Transport.ToString().ToLowerInvariant(), commandLine.Inline ? "on" : "off",
-    commandLine.Static.ToString().ToLowerInvariant(), commandLine.Root);
-if (commandLine.Static != StaticMode.Stock)
-{
-    SampleLog.AmpedNotInBuild(app.Logger, commandLine.Static.ToString().ToLowerInvariant());
-}
+    commandLine.Static.ToString().ToLowerInvariant(),
+    commandLine.Static == StaticMode.Stock ? "UseStaticFiles" : "UseAmpedStaticFiles", commandLine.Root);
 
-// Every --static mode is served by UseStaticFiles until the AMPED middleware (src/StaticFiles.Amped) is part
-// of the build; the flag is parsed and validated now so that scripts written against it keep working.
-var siteFiles = new PhysicalFileProvider(commandLine.Root);
-app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = siteFiles });
-app.UseStaticFiles(new StaticFileOptions { FileProvider = siteFiles });
+if (commandLine.Static == StaticMode.Stock)
+{
+    var siteFiles = new PhysicalFileProvider(commandLine.Root);
+    app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = siteFiles });
+    app.UseStaticFiles(new StaticFileOptions { FileProvider = siteFiles });
+}
+else
+{
+    app.UseAmpedStaticFiles(new AmpedStaticFileOptions
+    {
+        RootPath = commandLine.Root,
+        Mode = commandLine.Static == StaticMode.Sped ? AmpedMode.Sped : AmpedMode.Amped,
+    });
+}
 app.MapSampleEndpoints();
 
 await app.RunAsync();

@@ -33,8 +33,8 @@ internal sealed class SampleCommandLine
           --root DIR                  Folder of the static site (default: wwwroot next to WebApp.dll). A relative
                                       DIR is relative to the current directory (under `dotnet run`: the
                                       project folder).
-          --static amped|sped|stock   Static-file middleware (default: stock). Until the AMPED middleware is part
-                                      of this build, every value serves files with UseStaticFiles.
+          --static amped|sped|stock   Static-file middleware (default: stock): UseAmpedStaticFiles in AMPED or
+                                      SPED mode, or UseDefaultFiles + UseStaticFiles.
           --help, -h                  Prints this help.
 
         Every other argument reaches ASP.NET Core configuration unchanged, for example:
