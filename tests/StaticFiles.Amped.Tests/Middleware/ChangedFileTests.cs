@@ -4,28 +4,20 @@ using System.Text;
 namespace StaticFiles.Amped.Tests.Middleware;
 
 /// <summary>A file changed on disk is served as it is now: new bytes, new length, new ETag; nothing is cached.</summary>
-public sealed class ChangedFileTests : IAsyncLifetime
+public sealed class ChangedFileTests : SiteTests
 {
-    private readonly StaticSite _site = new();
-
-    public static TheoryData<AmpedMode> Modes => StaticSite.Modes;
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _site.DisposeAsync().AsTask();
-
     [Theory]
     [MemberData(nameof(Modes))]
     public async Task ARewrittenFileIsServedWithItsNewBytesAndANewETag(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         using var before = await server.GetAsync("/css/site.css");
         var oldETag = before.Header("ETag")!;
         Assert.Equal(StaticSite.SiteCss, await before.BodyAsync());
 
         var rewritten = Encoding.UTF8.GetBytes("body { color: red; }\nh1 { font-weight: 700; }\n/* longer than before */\n");
         Assert.NotEqual(StaticSite.SiteCss.Length, rewritten.Length);
-        File.WriteAllBytes(_site.PathOf("css/site.css"), rewritten);
+        File.WriteAllBytes(Site.PathOf("css/site.css"), rewritten);
 
         using var after = await server.GetAsync("/css/site.css");
         using var revalidated = await server.GetAsync("/css/site.css", ("If-None-Match", oldETag));
@@ -47,17 +39,17 @@ public sealed class ChangedFileTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AFileReplacedByRenameWithTheSameLengthAndMtimeGetsANewETag(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         using var before = await server.GetAsync("/js/app.js");
         var oldETag = before.Header("ETag")!;
 
         // An atomic deploy: same length, same mtime, different bytes, new inode.
         var replacement = (byte[])StaticSite.AppJs.Clone();
         replacement[0] = (byte)'D';
-        var staged = _site.PathOf("js/app.js.new");
+        var staged = Site.PathOf("js/app.js.new");
         File.WriteAllBytes(staged, replacement);
         File.SetLastWriteTimeUtc(staged, StaticSite.FixedLastModified.UtcDateTime);
-        File.Move(staged, _site.PathOf("js/app.js"), overwrite: true);
+        File.Move(staged, Site.PathOf("js/app.js"), overwrite: true);
 
         using var after = await server.GetAsync("/js/app.js");
         using var revalidated = await server.GetAsync("/js/app.js", ("If-None-Match", oldETag));
@@ -72,11 +64,11 @@ public sealed class ChangedFileTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AnUnchangedFileKeepsItsETag(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         using var before = await server.GetAsync("/js/app.js");
 
         // Touching another file changes nothing here.
-        File.WriteAllBytes(_site.PathOf("css/site.css"), "x"u8.ToArray());
+        File.WriteAllBytes(Site.PathOf("css/site.css"), "x"u8.ToArray());
         using var after = await server.GetAsync("/js/app.js");
         using var revalidated = await server.GetAsync("/js/app.js", ("If-None-Match", before.Header("ETag")!));
 
@@ -88,13 +80,13 @@ public sealed class ChangedFileTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task ADeletedFileFallsThroughAndARecreatedOneIsServed(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         using var before = await server.GetAsync("/img/logo.png");
         Assert.Equal(HttpStatusCode.OK, before.StatusCode);
 
-        File.Delete(_site.PathOf("img/logo.png"));
+        File.Delete(Site.PathOf("img/logo.png"));
         using var deleted = await server.GetAsync("/img/logo.png");
-        File.WriteAllBytes(_site.PathOf("img/logo.png"), [1, 2, 3]);
+        File.WriteAllBytes(Site.PathOf("img/logo.png"), [1, 2, 3]);
         using var recreated = await server.GetAsync("/img/logo.png");
 
         Assert.Equal(HttpStatusCode.NotFound, deleted.StatusCode);
@@ -107,10 +99,10 @@ public sealed class ChangedFileTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AFileAddedAfterStartIsServed(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         using var missing = await server.GetAsync("/new/page.html");
 
-        _site.WriteFile("new/page.html", "<p>new</p>"u8.ToArray());
+        Site.WriteFile("new/page.html", "<p>new</p>"u8.ToArray());
         using var added = await server.GetAsync("/new/page.html");
 
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);

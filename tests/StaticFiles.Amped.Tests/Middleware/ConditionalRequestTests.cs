@@ -7,17 +7,9 @@ namespace StaticFiles.Amped.Tests.Middleware;
 /// If-None-Match, If-Modified-Since, If-Match and If-Unmodified-Since against the file's strong ETag and its
 /// Last-Modified (every file's mtime is <see cref="StaticSite.FixedLastModified"/>), in the order of RFC 9110 §13.2.2.
 /// </summary>
-public sealed class ConditionalRequestTests : IAsyncLifetime
+public sealed class ConditionalRequestTests : SiteTests
 {
     private const string Path = "/css/site.css";
-
-    private readonly StaticSite _site = new();
-
-    public static TheoryData<AmpedMode> Modes => StaticSite.Modes;
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _site.DisposeAsync().AsTask();
 
     private static string HttpDate(DateTimeOffset date) => date.ToUniversalTime().ToString("R", CultureInfo.InvariantCulture);
 
@@ -56,7 +48,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfNoneMatchWithTheETagIsNotModified(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         var etag = await ETagAsync(server);
 
         using var get = await server.GetAsync(Path, ("If-None-Match", etag));
@@ -72,7 +64,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfNoneMatchComparesWeakly(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         var etag = await ETagAsync(server);
 
         using var response = await server.GetAsync(Path, ("If-None-Match", "W/" + etag));
@@ -84,7 +76,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfNoneMatchWithAnotherTagIsServed(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var other = await server.GetAsync(Path, ("If-None-Match", "\"not-the-etag\""));
         using var otherWeak = await server.GetAsync(Path, ("If-None-Match", "W/\"not-the-etag\""));
@@ -97,7 +89,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfNoneMatchStarIsNotModified(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         var etag = await ETagAsync(server);
 
         using var response = await server.GetAsync(Path, ("If-None-Match", "*"));
@@ -109,7 +101,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfModifiedSinceAtOrAfterLastModifiedIsNotModified(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         var etag = await ETagAsync(server);
 
         using var at = await server.GetAsync(Path, ("If-Modified-Since", HttpDate(StaticSite.FixedLastModified)));
@@ -123,7 +115,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfModifiedSinceBeforeLastModifiedIsServed(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var before = await server.GetAsync(Path, ("If-Modified-Since", HttpDate(StaticSite.FixedLastModified.AddSeconds(-1))));
         using var invalid = await server.GetAsync(Path, ("If-Modified-Since", "not a date"));
@@ -136,7 +128,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfModifiedSinceIsIgnoredWhenIfNoneMatchIsSent(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         var etag = await ETagAsync(server);
         var after = HttpDate(StaticSite.FixedLastModified.AddHours(1));
         var before = HttpDate(StaticSite.FixedLastModified.AddHours(-1));
@@ -154,7 +146,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfMatchWithAnotherTagFails(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         var etag = await ETagAsync(server);
 
         using var other = await server.GetAsync(Path, ("If-Match", "\"not-the-etag\""));
@@ -171,7 +163,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfMatchWithTheETagOrStarIsServed(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         var etag = await ETagAsync(server);
 
         using var match = await server.GetAsync(Path, ("If-Match", etag));
@@ -187,7 +179,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfUnmodifiedSinceBeforeLastModifiedFails(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync(Path, ("If-Unmodified-Since", HttpDate(StaticSite.FixedLastModified.AddSeconds(-1))));
 
@@ -198,7 +190,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfUnmodifiedSinceAtOrAfterLastModifiedIsServed(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var at = await server.GetAsync(Path, ("If-Unmodified-Since", HttpDate(StaticSite.FixedLastModified)));
         using var after = await server.GetAsync(Path, ("If-Unmodified-Since", HttpDate(StaticSite.FixedLastModified.AddDays(1))));
@@ -211,7 +203,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfUnmodifiedSinceIsIgnoredWhenIfMatchIsSent(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         var etag = await ETagAsync(server);
 
         using var response = await server.GetAsync(Path,
@@ -225,7 +217,7 @@ public sealed class ConditionalRequestTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfMatchIsEvaluatedBeforeIfNoneMatch(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         var etag = await ETagAsync(server);
 
         using var failed = await server.GetAsync(Path, ("If-Match", "\"not-the-etag\""), ("If-None-Match", etag));

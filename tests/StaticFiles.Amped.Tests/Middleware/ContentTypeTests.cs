@@ -7,12 +7,8 @@ namespace StaticFiles.Amped.Tests.Middleware;
 /// The content type comes from the provider; a file whose type it does not know falls through unless
 /// <see cref="AmpedStaticFileOptions.ServeUnknownFileTypes"/>.
 /// </summary>
-public sealed class ContentTypeTests : IAsyncLifetime
+public sealed class ContentTypeTests : SiteTests
 {
-    private readonly StaticSite _site = new();
-
-    public static TheoryData<AmpedMode> Modes => StaticSite.Modes;
-
     public static TheoryData<AmpedMode, string, string> KnownTypes
     {
         get
@@ -45,15 +41,12 @@ public sealed class ContentTypeTests : IAsyncLifetime
         }
     }
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _site.DisposeAsync().AsTask();
 
     [Theory]
     [MemberData(nameof(KnownTypes))]
     public async Task AKnownExtensionGetsItsType(AmpedMode mode, string file, string contentType)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/" + file);
 
@@ -66,7 +59,7 @@ public sealed class ContentTypeTests : IAsyncLifetime
     [MemberData(nameof(UnknownTypes))]
     public async Task AnUnknownTypeFallsThroughByDefault(AmpedMode mode, string file)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/" + file);
 
@@ -80,7 +73,7 @@ public sealed class ContentTypeTests : IAsyncLifetime
     [MemberData(nameof(UnknownTypes))]
     public async Task AnUnknownTypeIsServedAsOctetStreamWhenAsked(AmpedMode mode, string file)
     {
-        var server = await _site.StartAsync(mode, o => o.ServeUnknownFileTypes = true);
+        var server = await Site.StartAsync(mode, o => o.ServeUnknownFileTypes = true);
 
         using var response = await server.GetAsync("/" + file);
 
@@ -94,7 +87,7 @@ public sealed class ContentTypeTests : IAsyncLifetime
     [MemberData(nameof(UnknownTypes))]
     public async Task AnUnknownTypeGetsTheDefaultContentType(AmpedMode mode, string file)
     {
-        var server = await _site.StartAsync(mode, o =>
+        var server = await Site.StartAsync(mode, o =>
         {
             o.ServeUnknownFileTypes = true;
             o.DefaultContentType = "text/plain; charset=utf-8";
@@ -114,7 +107,7 @@ public sealed class ContentTypeTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task TheDefaultContentTypeAloneServesNothingUnknown(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, o => o.DefaultContentType = "text/plain");
+        var server = await Site.StartAsync(mode, o => o.DefaultContentType = "text/plain");
 
         using var response = await server.GetAsync("/secret.unknownext");
 
@@ -129,7 +122,7 @@ public sealed class ContentTypeTests : IAsyncLifetime
         var provider = new FileExtensionContentTypeProvider();
         provider.Mappings[".unknownext"] = "application/x-amped-test";
         Assert.True(provider.Mappings.Remove(".css"));
-        var server = await _site.StartAsync(mode, o => o.ContentTypeProvider = provider);
+        var server = await Site.StartAsync(mode, o => o.ContentTypeProvider = provider);
 
         using var mapped = await server.GetAsync("/secret.unknownext");
         using var unmapped = await server.GetAsync("/css/site.css");

@@ -6,21 +6,13 @@ namespace StaticFiles.Amped.Tests.Middleware;
 /// A folder is served by its default document; without the trailing slash it is redirected first (301), as
 /// <c>UseDefaultFiles</c> does; a folder without one falls through.
 /// </summary>
-public sealed class DefaultDocumentTests : IAsyncLifetime
+public sealed class DefaultDocumentTests : SiteTests
 {
-    private readonly StaticSite _site = new();
-
-    public static TheoryData<AmpedMode> Modes => StaticSite.Modes;
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _site.DisposeAsync().AsTask();
-
     [Theory]
     [MemberData(nameof(Modes))]
     public async Task TheRootServesIndexHtml(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var root = await server.GetAsync("/");
         using var file = await server.GetAsync("/index.html");
@@ -37,7 +29,7 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AFolderWithATrailingSlashServesItsIndexHtml(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/docs/");
 
@@ -50,7 +42,7 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task HeadOfAFolderSendsTheDocumentsHeaders(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.HeadAsync("/docs/");
 
@@ -63,7 +55,7 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AFolderWithoutItsSlashIsRedirected(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var get = await server.GetAsync("/docs");
         using var head = await server.HeadAsync("/docs");
@@ -80,7 +72,7 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task TheRedirectKeepsTheQueryString(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/docs?page=2&q=two%20words");
 
@@ -92,7 +84,7 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task WithoutTheRedirectAFolderWithoutItsSlashFallsThrough(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, o => o.RedirectToAppendTrailingSlash = false);
+        var server = await Site.StartAsync(mode, o => o.RedirectToAppendTrailingSlash = false);
 
         using var noSlash = await server.GetAsync("/docs");
         using var slash = await server.GetAsync("/docs/");
@@ -108,7 +100,7 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AFolderWithoutADefaultDocumentFallsThrough(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         foreach (var path in new[] { "/css/", "/css", "/img/", "/img" })
         {
@@ -124,8 +116,8 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task TheRedirectEscapesTheFolderName(AmpedMode mode)
     {
-        _site.WriteFile("my docs/été/index.html", StaticSite.DocsIndexHtml);
-        var server = await _site.StartAsync(mode);
+        Site.WriteFile("my docs/été/index.html", StaticSite.DocsIndexHtml);
+        var server = await Site.StartAsync(mode);
 
         using var redirect = await server.GetAsync("/my%20docs/%C3%A9t%C3%A9?q=a%20b");
         using var followed = await server.GetAsync(redirect.Header("Location")!);
@@ -140,7 +132,7 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task OtherMethodsOnAFolderFallThroughWithoutARedirect(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var post = await server.SendAsync("POST", "/docs");
         using var postSlash = await server.SendAsync("POST", "/docs/");
@@ -155,10 +147,10 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task TheDefaultNamesAreTriedInOrder(AmpedMode mode)
     {
-        _site.WriteFile("both/default.html", "default.html"u8.ToArray());
-        _site.WriteFile("both/index.htm", "index.htm"u8.ToArray());
-        _site.WriteFile("only-default/default.htm", "default.htm"u8.ToArray());
-        var server = await _site.StartAsync(mode);
+        Site.WriteFile("both/default.html", "default.html"u8.ToArray());
+        Site.WriteFile("both/index.htm", "index.htm"u8.ToArray());
+        Site.WriteFile("only-default/default.htm", "default.htm"u8.ToArray());
+        var server = await Site.StartAsync(mode);
 
         using var both = await server.GetAsync("/both/");
         using var onlyDefault = await server.GetAsync("/only-default/");
@@ -171,7 +163,7 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task TheDefaultNamesCanBeReplaced(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, o =>
+        var server = await Site.StartAsync(mode, o =>
         {
             o.DefaultFileNames.Clear();
             o.DefaultFileNames.Add("site.css");
@@ -194,8 +186,8 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AFolderNamedLikeADefaultDocumentIsNotOne(AmpedMode mode)
     {
-        Directory.CreateDirectory(_site.PathOf("trap/index.html"));
-        var server = await _site.StartAsync(mode);
+        Directory.CreateDirectory(Site.PathOf("trap/index.html"));
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/trap/");
 
@@ -210,7 +202,7 @@ public sealed class DefaultDocumentTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AFileNamedAsAFolderFallsThrough(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var file = await server.GetAsync("/index.html/");
         using var nested = await server.GetAsync("/css/site.css/");

@@ -6,12 +6,8 @@ namespace StaticFiles.Amped.Tests.Middleware;
 /// A path with a segment that starts with a dot falls through unless <see cref="AmpedStaticFileOptions.ServeDotFiles"/>;
 /// the content type rule still applies to what it lets through.
 /// </summary>
-public sealed class DotFileTests : IAsyncLifetime
+public sealed class DotFileTests : SiteTests
 {
-    private readonly StaticSite _site = new();
-
-    public static TheoryData<AmpedMode> Modes => StaticSite.Modes;
-
     public static TheoryData<AmpedMode, string> DotPaths
     {
         get
@@ -28,15 +24,12 @@ public sealed class DotFileTests : IAsyncLifetime
         }
     }
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _site.DisposeAsync().AsTask();
 
     [Theory]
     [MemberData(nameof(DotPaths))]
     public async Task DotPathsFallThroughByDefault(AmpedMode mode, string path)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var get = await server.GetAsync(path);
         using var head = await server.HeadAsync(path);
@@ -54,7 +47,7 @@ public sealed class DotFileTests : IAsyncLifetime
     [MemberData(nameof(DotPaths))]
     public async Task ServingUnknownTypesDoesNotServeDotFiles(AmpedMode mode, string path)
     {
-        var server = await _site.StartAsync(mode, o => o.ServeUnknownFileTypes = true);
+        var server = await Site.StartAsync(mode, o => o.ServeUnknownFileTypes = true);
 
         using var response = await server.GetAsync(path);
 
@@ -66,7 +59,7 @@ public sealed class DotFileTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task ServeDotFilesServesAKnownTypeBelowADotFolder(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, o => o.ServeDotFiles = true);
+        var server = await Site.StartAsync(mode, o => o.ServeDotFiles = true);
 
         using var known = await server.GetAsync("/.well-known/security.txt");
         using var unknown = await server.GetAsync("/.env");
@@ -83,7 +76,7 @@ public sealed class DotFileTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task ServeDotFilesWithUnknownTypesServesThem(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, o =>
+        var server = await Site.StartAsync(mode, o =>
         {
             o.ServeDotFiles = true;
             o.ServeUnknownFileTypes = true;
@@ -106,7 +99,7 @@ public sealed class DotFileTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task DotFilesFallThroughBelowARequestPath(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, o =>
+        var server = await Site.StartAsync(mode, o =>
         {
             o.RequestPath = "/static";
             o.ServeUnknownFileTypes = true;

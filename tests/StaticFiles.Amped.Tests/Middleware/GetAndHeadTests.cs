@@ -3,12 +3,8 @@ using System.Net;
 namespace StaticFiles.Amped.Tests.Middleware;
 
 /// <summary>GET serves a file's exact bytes with its headers; HEAD the same headers and no body; other methods fall through.</summary>
-public sealed class GetAndHeadTests : IAsyncLifetime
+public sealed class GetAndHeadTests : SiteTests
 {
-    private readonly StaticSite _site = new();
-
-    public static TheoryData<AmpedMode> Modes => StaticSite.Modes;
-
     public static TheoryData<AmpedMode, string> ModesAndOtherMethods
     {
         get
@@ -25,15 +21,12 @@ public sealed class GetAndHeadTests : IAsyncLifetime
         }
     }
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _site.DisposeAsync().AsTask();
 
     [Theory]
     [MemberData(nameof(Modes))]
     public async Task GetServesTheExactBytesWithTypeLengthValidatorsAndAcceptRanges(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/css/site.css");
 
@@ -57,7 +50,7 @@ public sealed class GetAndHeadTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AMissingFileFallsThrough(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var missing = await server.GetAsync("/css/missing.css");
         using var missingFolder = await server.GetAsync("/nope/site.css");
@@ -73,7 +66,7 @@ public sealed class GetAndHeadTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task EachFileHasItsOwnETagAndItIsStable(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var css1 = await server.GetAsync("/css/site.css");
         using var css2 = await server.GetAsync("/css/site.css");
@@ -88,7 +81,7 @@ public sealed class GetAndHeadTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task ABigFileIsServedByteExact(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/big.bin");
 
@@ -104,7 +97,7 @@ public sealed class GetAndHeadTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task ABinaryFileIsServedByteExact(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/img/logo.png");
 
@@ -117,8 +110,8 @@ public sealed class GetAndHeadTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task NamesWithSpacesAndNonAsciiAreServed(AmpedMode mode)
     {
-        _site.WriteFile("files/a b/résumé ü.txt", "unicode"u8.ToArray());
-        var server = await _site.StartAsync(mode);
+        Site.WriteFile("files/a b/résumé ü.txt", "unicode"u8.ToArray());
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/files/a%20b/r%C3%A9sum%C3%A9%20%C3%BC.txt");
         using var otherNormalization = await server.GetAsync("/files/a%20b/re%CC%81sum%C3%A9%20%C3%BC.txt");
@@ -134,7 +127,7 @@ public sealed class GetAndHeadTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AnEmptyFileIsServedWithLengthZero(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/empty.txt");
 
@@ -150,7 +143,7 @@ public sealed class GetAndHeadTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task HeadSendsTheHeadersOfGetAndNoBody(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var get = await server.GetAsync("/big.bin");
         using var head = await server.HeadAsync("/big.bin");
@@ -170,7 +163,7 @@ public sealed class GetAndHeadTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task HeadOfAMissingFileFallsThrough(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var head = await server.HeadAsync("/missing.bin");
 
@@ -182,7 +175,7 @@ public sealed class GetAndHeadTests : IAsyncLifetime
     [MemberData(nameof(ModesAndOtherMethods))]
     public async Task OtherMethodsFallThrough(AmpedMode mode, string method)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.SendAsync(method, "/css/site.css");
         using var root = await server.SendAsync(method, "/");

@@ -6,21 +6,13 @@ using Microsoft.AspNetCore.StaticFiles;
 namespace StaticFiles.Amped.Tests.Middleware;
 
 /// <summary><see cref="AmpedStaticFileOptions.CacheControl"/>, <see cref="AmpedStaticFileOptions.OnPrepareResponse"/> and <see cref="AmpedStaticFileOptions.RequestPath"/>.</summary>
-public sealed class OptionsTests : IAsyncLifetime
+public sealed class OptionsTests : SiteTests
 {
-    private readonly StaticSite _site = new();
-
-    public static TheoryData<AmpedMode> Modes => StaticSite.Modes;
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _site.DisposeAsync().AsTask();
-
     [Theory]
     [MemberData(nameof(Modes))]
     public async Task CacheControlIsSentWithEveryFile(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, o => o.CacheControl = "public, max-age=60");
+        var server = await Site.StartAsync(mode, o => o.CacheControl = "public, max-age=60");
 
         using var file = await server.GetAsync("/css/site.css");
         using var document = await server.GetAsync("/");
@@ -42,7 +34,7 @@ public sealed class OptionsTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task WithoutCacheControlNoneIsSent(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/css/site.css");
 
@@ -55,7 +47,7 @@ public sealed class OptionsTests : IAsyncLifetime
     public async Task OnPrepareResponseSeesTheFileAndCanAddHeaders(AmpedMode mode)
     {
         var seen = new List<(string Name, long Length, string? PhysicalPath, DateTimeOffset LastModified, bool IsDirectory)>();
-        var server = await _site.StartAsync(mode, o =>
+        var server = await Site.StartAsync(mode, o =>
         {
             o.CacheControl = "public, max-age=60";
             o.OnPrepareResponse = context =>
@@ -85,9 +77,9 @@ public sealed class OptionsTests : IAsyncLifetime
         Assert.Equal("public, max-age=60", big.Header("Cache-Control"));
         Assert.Collection(
             seen,
-            s => Assert.Equal(("site.css", (long)StaticSite.SiteCss.Length, (string?)_site.PathOf("css/site.css"), StaticSite.FixedLastModified, false), s),
-            s => Assert.Equal(("index.html", (long)StaticSite.DocsIndexHtml.Length, (string?)_site.PathOf("docs/index.html"), StaticSite.FixedLastModified, false), s),
-            s => Assert.Equal(("big.bin", (long)StaticSite.BigLength, (string?)_site.PathOf("big.bin"), StaticSite.FixedLastModified, false), s));
+            s => Assert.Equal(("site.css", (long)StaticSite.SiteCss.Length, (string?)Site.PathOf("css/site.css"), StaticSite.FixedLastModified, false), s),
+            s => Assert.Equal(("index.html", (long)StaticSite.DocsIndexHtml.Length, (string?)Site.PathOf("docs/index.html"), StaticSite.FixedLastModified, false), s),
+            s => Assert.Equal(("big.bin", (long)StaticSite.BigLength, (string?)Site.PathOf("big.bin"), StaticSite.FixedLastModified, false), s));
     }
 
     [Theory]
@@ -95,7 +87,7 @@ public sealed class OptionsTests : IAsyncLifetime
     public async Task OnPrepareResponseIsNotCalledForWhatFallsThrough(AmpedMode mode)
     {
         var calls = 0;
-        var server = await _site.StartAsync(mode, o => o.OnPrepareResponse = context =>
+        var server = await Site.StartAsync(mode, o => o.OnPrepareResponse = context =>
         {
             Interlocked.Increment(ref calls);
             context.Context.Response.Headers["X-File"] = context.File.Name;
@@ -117,7 +109,7 @@ public sealed class OptionsTests : IAsyncLifetime
     public async Task OnPrepareResponseCanReadTheFile(AmpedMode mode)
     {
         byte[]? read = null;
-        var server = await _site.StartAsync(mode, o => o.OnPrepareResponse = context =>
+        var server = await Site.StartAsync(mode, o => o.OnPrepareResponse = context =>
         {
             using var stream = context.File.CreateReadStream();
             using var copy = new MemoryStream();
@@ -135,7 +127,7 @@ public sealed class OptionsTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task ARequestPathServesBelowItOnly(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, o => o.RequestPath = "/static");
+        var server = await Site.StartAsync(mode, o => o.RequestPath = "/static");
 
         using var below = await server.GetAsync("/static/css/site.css");
         using var upper = await server.GetAsync("/STATIC/css/site.css");
@@ -159,7 +151,7 @@ public sealed class OptionsTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task ARequestPathKeepsItsPrefixInRedirects(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, o => o.RequestPath = "/static");
+        var server = await Site.StartAsync(mode, o => o.RequestPath = "/static");
 
         using var docs = await server.GetAsync("/static/docs?x=1");
         using var root = await server.GetAsync("/static/");
@@ -174,7 +166,7 @@ public sealed class OptionsTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task ARedirectKeepsThePathBase(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, _site.Root, before: app => app.UsePathBase("/app"));
+        var server = await Site.StartAsync(mode, Site.Root, before: app => app.UsePathBase("/app"));
 
         using var based = await server.GetAsync("/app/docs?x=1");
         using var file = await server.GetAsync("/app/css/site.css");
@@ -194,7 +186,7 @@ public sealed class OptionsTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task TheRequestPathItselfIsRedirectedToItsFolder(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, o => o.RequestPath = "/static");
+        var server = await Site.StartAsync(mode, o => o.RequestPath = "/static");
 
         using var response = await server.GetAsync("/static?x=1");
 
@@ -208,7 +200,7 @@ public sealed class OptionsTests : IAsyncLifetime
     {
         var provider = new FileExtensionContentTypeProvider();
         provider.Mappings[".bin"] = "application/x-amped";
-        var server = await _site.StartAsync(mode, o => o.ContentTypeProvider = provider);
+        var server = await Site.StartAsync(mode, o => o.ContentTypeProvider = provider);
 
         using var response = await server.GetAsync("/big.bin", ("Range", "bytes=0-0,2-2"));
         var body = System.Text.Encoding.Latin1.GetString(await response.BodyAsync());

@@ -6,14 +6,10 @@ using Microsoft.Net.Http.Headers;
 namespace StaticFiles.Amped.Tests.Middleware;
 
 /// <summary>Range requests on <c>big.bin</c> (3 MiB): single ranges, multipart, 416, If-Range, and when Range is ignored.</summary>
-public sealed class RangeTests : IAsyncLifetime
+public sealed class RangeTests : SiteTests
 {
     private const string Big = "/big.bin";
     private const long Length = StaticSite.BigLength;
-
-    private readonly StaticSite _site = new();
-
-    public static TheoryData<AmpedMode> Modes => StaticSite.Modes;
 
     public static TheoryData<AmpedMode, string, long, long> SingleRanges
     {
@@ -56,9 +52,6 @@ public sealed class RangeTests : IAsyncLifetime
         }
     }
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _site.DisposeAsync().AsTask();
 
     private static string Bytes(long value) => value.ToString(CultureInfo.InvariantCulture);
 
@@ -77,7 +70,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(SingleRanges))]
     public async Task ASingleRangeIsPartialContent(AmpedMode mode, string range, long first, long last)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync(Big, ("Range", range));
 
@@ -94,7 +87,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task SeveralRangesAreMultipartByteranges(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync(Big, ("Range", "bytes=0-9,100-109,-5"));
 
@@ -126,7 +119,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task MoreRangesThanMaxRangesAreServedWhole(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode, o => o.MaxRanges = 2);
+        var server = await Site.StartAsync(mode, o => o.MaxRanges = 2);
 
         using var three = await server.GetAsync(Big, ("Range", "bytes=0-0,10-10,20-20"));
         using var two = await server.GetAsync(Big, ("Range", "bytes=0-0,10-10"));
@@ -140,7 +133,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task ARangePastTheEndIsNotSatisfiable(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var far = await server.GetAsync(Big, ("Range", "bytes=9999999-"));
         using var atEnd = await server.GetAsync(Big, ("Range", "bytes=3145728-3145800"));
@@ -159,7 +152,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task ASatisfiableRangeAmongUnsatisfiableOnesIsServed(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync(Big, ("Range", "bytes=9999999-,0-4"));
 
@@ -172,7 +165,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(IgnoredRanges))]
     public async Task ARangeThatCannotBeUsedIsIgnored(AmpedMode mode, string range)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync(Big, ("Range", range));
 
@@ -183,7 +176,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfRangeWithTheCurrentETagIsPartial(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         using var head = await server.HeadAsync(Big);
         var etag = head.Header("ETag")!;
 
@@ -198,7 +191,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfRangeWithAStaleOrWeakETagIsTheWholeFile(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         using var head = await server.HeadAsync(Big);
         var etag = head.Header("ETag")!;
 
@@ -213,7 +206,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task IfRangeWithTheLastModifiedDateIsPartialAndWithAnotherDateWhole(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         var lastModified = StaticSite.FixedLastModified.ToString("R", CultureInfo.InvariantCulture);
         var earlier = StaticSite.FixedLastModified.AddSeconds(-1).ToString("R", CultureInfo.InvariantCulture);
 
@@ -229,7 +222,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task RangeOnHeadIsIgnored(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.HeadAsync(Big, ("Range", "bytes=0-99"));
 
@@ -243,7 +236,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task RangeOnAnEmptyFileIsIgnored(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var response = await server.GetAsync("/empty.txt", ("Range", "bytes=0-0"));
         using var suffix = await server.GetAsync("/empty.txt", ("Range", "bytes=-10"));
@@ -261,7 +254,7 @@ public sealed class RangeTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task PreconditionsComeBeforeRanges(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         using var head = await server.HeadAsync(Big);
         var etag = head.Header("ETag")!;
 

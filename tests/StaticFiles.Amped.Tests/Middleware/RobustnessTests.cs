@@ -3,24 +3,16 @@ using System.Net;
 namespace StaticFiles.Amped.Tests.Middleware;
 
 /// <summary>Many requests at once, and clients that go away mid-body, leave every response byte-exact.</summary>
-public sealed class RobustnessTests : IAsyncLifetime
+public sealed class RobustnessTests : SiteTests
 {
     private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
-
-    private readonly StaticSite _site = new();
-
-    public static TheoryData<AmpedMode> Modes => StaticSite.Modes;
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _site.DisposeAsync().AsTask();
 
     [Theory]
     [MemberData(nameof(Modes))]
     public async Task ConcurrentRequestsAreEachServedByteExact(AmpedMode mode)
     {
         // Few helpers, so that requests queue behind each other.
-        var server = await _site.StartAsync(mode, o => o.DataHelperThreads = 1);
+        var server = await Site.StartAsync(mode, o => o.DataHelperThreads = 1);
 
         var requests = new List<Task>();
         for (var i = 0; i < 8; i++)
@@ -55,7 +47,7 @@ public sealed class RobustnessTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AClientThatGoesAwayMidBodyDoesNotStopTheServer(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
         using var client = server.CreateClient();
 
         for (var i = 0; i < 3; i++)

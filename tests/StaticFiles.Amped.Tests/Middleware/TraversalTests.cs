@@ -13,16 +13,12 @@ namespace StaticFiles.Amped.Tests.Middleware;
 /// hand it over. Each runs with the default options and with dot files and unknown types allowed, so that the
 /// dot-file and content-type rules cannot be what stops it.
 /// </summary>
-public sealed class TraversalTests : IAsyncLifetime
+public sealed class TraversalTests : SiteTests
 {
     /// <summary>Replaced by the absolute path of <c>outside.txt</c>, without its leading slash.</summary>
     private const string OutsideAbsolute = "{outside}";
 
     private static readonly byte[] OutsideBytes = Encoding.UTF8.GetBytes(StaticSite.OutsideText);
-
-    private readonly StaticSite _site = new();
-
-    public static TheoryData<AmpedMode> Modes => StaticSite.Modes;
 
     public static TheoryData<AmpedMode, string, bool> Attacks
     {
@@ -66,20 +62,17 @@ public sealed class TraversalTests : IAsyncLifetime
         }
     }
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _site.DisposeAsync().AsTask();
 
     [Theory]
     [MemberData(nameof(Attacks))]
     public async Task NoEncodingReachesAFileOutsideTheRoot(AmpedMode mode, string attack, bool permissive)
     {
-        var server = await _site.StartAsync(mode, o =>
+        var server = await Site.StartAsync(mode, o =>
         {
             o.ServeDotFiles = permissive;
             o.ServeUnknownFileTypes = permissive;
         });
-        var raw = attack.Replace(OutsideAbsolute, _site.Outside.TrimStart('/'), StringComparison.Ordinal);
+        var raw = attack.Replace(OutsideAbsolute, Site.Outside.TrimStart('/'), StringComparison.Ordinal);
 
         // Through the client: TestHost refuses a decoded NUL itself, as Kestrel answers 400.
         HttpResponseMessage? response = null;
@@ -115,7 +108,7 @@ public sealed class TraversalTests : IAsyncLifetime
     {
         // The control: the file exists and is served where it is inside the root, so the refusals above are the
         // middleware's doing, not a missing or unreadable file.
-        var server = await _site.StartAsync(mode, _site.Temp);
+        var server = await Site.StartAsync(mode, Site.Temp);
 
         using var response = await server.GetAsync("/outside.txt");
         using var throughSite = await server.GetAsync("/site/css/site.css");
@@ -129,7 +122,7 @@ public sealed class TraversalTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task ASymlinkThatStaysInsideIsServed(AmpedMode mode)
     {
-        var server = await _site.StartAsync(mode);
+        var server = await Site.StartAsync(mode);
 
         using var link = await server.GetAsync("/link-in.txt");
         using var outside = await server.GetAsync("/link-out.txt");
@@ -146,8 +139,8 @@ public sealed class TraversalTests : IAsyncLifetime
     [MemberData(nameof(Modes))]
     public async Task AFolderSymlinkThatStaysInsideIsServed(AmpedMode mode)
     {
-        Directory.CreateSymbolicLink(_site.PathOf("styles"), "css");
-        var server = await _site.StartAsync(mode);
+        Directory.CreateSymbolicLink(Site.PathOf("styles"), "css");
+        var server = await Site.StartAsync(mode);
 
         using var inside = await server.GetAsync("/styles/site.css");
         using var outside = await server.GetAsync("/link-up/outside.txt");
