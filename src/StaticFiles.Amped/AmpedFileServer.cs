@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.StaticFiles;
 using Microsoft.Extensions.Logging;
 using Microsoft.Net.Http.Headers;
+using StaticFiles.Amped.Caching;
 using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Http;
 using StaticFiles.Amped.Interop;
@@ -27,6 +28,8 @@ internal sealed partial class AmpedFileServer : IDisposable
     private readonly HelperPool? _helpers;
     private readonly Lazy<EpollLoop> _ownLoop = new(() => EpollLoop.Start("amped-loop"));
     private readonly ILogger _logger;
+    private readonly MissCache? _misses;
+    private long _lookups;
 
     public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger)
     {
@@ -39,6 +42,10 @@ internal sealed partial class AmpedFileServer : IDisposable
             throw new DirectoryNotFoundException($"The static files root '{_root}' cannot be opened: {opened}.");
         }
         _rootFd = opened.IntValue;
+        if (options.PathCacheEntries > 0)
+        {
+            _misses = new MissCache(_root, options.PathCacheEntries);
+        }
         if (options.Mode == AmpedMode.Amped)
         {
             _helpers = new HelperPool(options.MetadataHelperThreads, options.DataHelperThreads, options.HelperQueueCapacity);
@@ -56,6 +63,15 @@ internal sealed partial class AmpedFileServer : IDisposable
             return;
         }
 
+        // The key keeps the trailing slash: "/docs" (a redirect) and "/docs/" (the document) are different answers.
+        var key = subpath.Value ?? "";
+        if (_misses?.Contains(key) == true)
+        {
+            await next(context);
+            return;
+        }
+
+        var generation = _misses?.Invalidations ?? 0;
         var loop = EpollLoop.Current ?? _ownLoop.Value;
         var file = await OpenAsync(loop, relative, context.RequestAborted);
         if (file is not { } opened)
@@ -69,6 +85,7 @@ internal sealed partial class AmpedFileServer : IDisposable
             // "/index.html/" names a folder; serving the file there would give it a second URL whose relative
             // links resolve one level too deep.
             FileInterop.Close(opened.Fd);
+            _misses?.Add(key, generation);
             await next(context);
             return;
         }
@@ -86,6 +103,7 @@ internal sealed partial class AmpedFileServer : IDisposable
                     context.Response.Headers.Location = request.PathBase + request.Path + "/" + request.QueryString;
                     return;
                 }
+                _misses?.Add(key, generation);
                 await next(context);
                 return;
             }
@@ -96,6 +114,10 @@ internal sealed partial class AmpedFileServer : IDisposable
             {
                 FileInterop.Close(opened.Fd);
             }
+            if (opened.IsOpen || IsLastingMiss(opened.Errno))
+            {
+                _misses?.Add(key, generation);
+            }
             await next(context);
             return;
         }
@@ -104,6 +126,7 @@ internal sealed partial class AmpedFileServer : IDisposable
         {
             if (!TryGetContentType(name, out var contentType))
             {
+                _misses?.Add(key, generation);
                 await next(context);
                 return;
             }
@@ -116,8 +139,18 @@ internal sealed partial class AmpedFileServer : IDisposable
         }
     }
 
+    /// <summary>Lookups made on disk (helper jobs, or direct calls in Sped mode); for tests.</summary>
+    internal long Lookups => Interlocked.Read(ref _lookups);
+
+    /// <summary>Times the path cache was emptied by a change under the root; for tests.</summary>
+    internal long CacheInvalidations => _misses?.Invalidations ?? 0;
+
+    /// <summary>Completes the next time a change under the root empties the path cache; for tests.</summary>
+    internal Task NextCacheInvalidation => _misses?.NextInvalidation ?? Task.CompletedTask;
+
     public void Dispose()
     {
+        _misses?.Dispose();
         _helpers?.Dispose();
         if (_ownLoop.IsValueCreated)
         {
@@ -269,6 +302,7 @@ internal sealed partial class AmpedFileServer : IDisposable
     /// <summary>Null when the helpers refused the job (their queue is full).</summary>
     private async ValueTask<OpenedFile?> OpenAsync(EpollLoop loop, string relative, CancellationToken aborted)
     {
+        Interlocked.Increment(ref _lookups);
         var job = new OpenFileJob(_rootFd, relative);
         if (_helpers is null)
         {
@@ -300,6 +334,14 @@ internal sealed partial class AmpedFileServer : IDisposable
         }
         return (OpenedFile.Failed(FileResult.ENOENT), folder);
     }
+
+    /// <summary>
+    /// Errnos that say the path names nothing servable until something under the root changes (which empties the
+    /// cache); running out of fds or memory, or an I/O error, is not one of them.
+    /// </summary>
+    private static bool IsLastingMiss(int errno)
+        => errno is FileResult.ENOENT or FileResult.ENOTDIR or FileResult.EXDEV or FileResult.ELOOP or FileResult.EACCES
+            or FileResult.ENAMETOOLONG;
 
     private bool TryGetContentType(string name, out string contentType)
     {

@@ -62,6 +62,13 @@ public sealed class AmpedStaticFileOptions
     /// </summary>
     public int HelperQueueCapacity { get; set; } = 1024;
 
+    /// <summary>
+    /// The most request paths whose lookup the middleware remembers; today that is the paths that name no file it
+    /// serves, so that the app's other endpoints cost no disk call. Forgotten whenever something under the root
+    /// changes. 0 turns the cache off. Default: 4096.
+    /// </summary>
+    public int PathCacheEntries { get; set; } = 4096;
+
     /// <summary>The most parts a multi-range request may ask for before the whole file is sent instead. Default: 16.</summary>
     public int MaxRanges { get; set; } = 16;
 }

@@ -1,3 +1,4 @@
+using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
 
@@ -25,6 +26,25 @@ internal static class TestServerHttp
 
     public static Task<HttpResponseMessage> GetAsync(this TestServer server, string pathAndQuery, params (string Name, string Value)[] headers)
         => server.SendAsync(HttpMethods.Get, pathAndQuery, headers);
+
+    /// <summary>
+    /// GETs <paramref name="pathAndQuery"/> until the response has <paramref name="status"/>, for at most 30 s: a
+    /// change on disk reaches the middleware's path cache through inotify, a moment after the write returns.
+    /// </summary>
+    public static async Task<HttpResponseMessage> GetUntilAsync(this TestServer server, string pathAndQuery, HttpStatusCode status)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            var response = await server.GetAsync(pathAndQuery);
+            if (response.StatusCode == status || deadline.IsCancellationRequested)
+            {
+                return response;
+            }
+            response.Dispose();
+            await Task.Yield();
+        }
+    }
 
     public static Task<HttpResponseMessage> HeadAsync(this TestServer server, string pathAndQuery, params (string Name, string Value)[] headers)
         => server.SendAsync(HttpMethods.Head, pathAndQuery, headers);
