@@ -33,7 +33,7 @@ internal sealed class SampleCommandLine
           --root DIR                  Folder of the static site (default: wwwroot next to WebApp.dll). A relative
                                       DIR is relative to the current directory (under `dotnet run`: the
                                       project folder).
-          --static amped|sped|stock   Static-file middleware (default: stock): UseAmpedStaticFiles in AMPED or
+          --static amped|sped|stock   Static-file middleware (default: amped): UseAmpedStaticFiles in AMPED or
                                       SPED mode, or UseDefaultFiles + UseStaticFiles.
           --help, -h                  Prints this help.
 
@@ -55,7 +55,7 @@ internal sealed class SampleCommandLine
 
     public string Root { get; private set; }
 
-    public StaticMode Static { get; private set; } = StaticMode.Stock;
+    public StaticMode Static { get; private set; } = StaticMode.Amped;
 
     public bool ShowHelp { get; private set; }
 
