@@ -29,11 +29,13 @@ internal sealed partial class AmpedFileServer : IDisposable
     private readonly Lazy<EpollLoop> _ownLoop = new(() => EpollLoop.Start("amped-loop"));
     private readonly ILogger _logger;
     private readonly MissCache? _misses;
+    private readonly IFileCalls _calls;
     private long _lookups;
 
-    public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger)
+    public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger, IFileCalls? calls = null)
     {
         _options = options;
+        _calls = calls ?? LinuxFileCalls.Instance;
         _root = Path.GetFullPath(root);
         _logger = logger;
         var opened = FileInterop.OpenDirectory(_root);
@@ -84,18 +86,18 @@ internal sealed partial class AmpedFileServer : IDisposable
         {
             // "/index.html/" names a folder; serving the file there would give it a second URL whose relative
             // links resolve one level too deep.
-            FileInterop.Close(opened.Fd);
+            _calls.Close(opened.Fd);
             _misses?.Add(key, generation);
             await next(context);
             return;
         }
         if (opened.IsDirectory)
         {
-            FileInterop.Close(opened.Fd);
+            _calls.Close(opened.Fd);
             (opened, name) = await OpenDefaultDocumentAsync(loop, relative, context.RequestAborted);
             if (opened.IsRegularFile && !endsWithSlash)
             {
-                FileInterop.Close(opened.Fd);
+                _calls.Close(opened.Fd);
                 if (_options.RedirectToAppendTrailingSlash)
                 {
                     // As UseDefaultFiles: relative links in the document must resolve below the folder.
@@ -112,7 +114,7 @@ internal sealed partial class AmpedFileServer : IDisposable
         {
             if (opened.IsOpen)
             {
-                FileInterop.Close(opened.Fd);
+                _calls.Close(opened.Fd);
             }
             if (opened.IsOpen || IsLastingMiss(opened.Errno))
             {
@@ -135,7 +137,7 @@ internal sealed partial class AmpedFileServer : IDisposable
         finally
         {
             // A read-only regular file: close(2) does not wait for the disk.
-            FileInterop.Close(opened.Fd);
+            _calls.Close(opened.Fd);
         }
     }
 
@@ -274,18 +276,18 @@ internal sealed partial class AmpedFileServer : IDisposable
             FileResult direct;
             do
             {
-                direct = FileInterop.Read(fd, memory.Span, offset);
+                direct = _calls.Read(fd, memory.Span, offset);
             }
             while (direct.Interrupted);
             return direct;
         }
-        var cached = FileInterop.ReadNoWait(fd, memory.Span, offset);
+        var cached = _calls.ReadNoWait(fd, memory.Span, offset);
         if (cached.IsSuccess || !(cached.WouldBlock || cached.Errno == FileResult.EOPNOTSUPP))
         {
             return cached;
         }
 
-        using var job = new ReadFileJob(fd, memory.Length, offset);
+        using var job = new ReadFileJob(_calls, fd, memory.Length, offset);
         if (!_helpers.TryPost(job, DiskQueue.Data, loop, aborted, out var completion))
         {
             return FileResult.FromErrno(FileResult.EAGAIN);
@@ -303,7 +305,7 @@ internal sealed partial class AmpedFileServer : IDisposable
     private async ValueTask<OpenedFile?> OpenAsync(EpollLoop loop, string relative, CancellationToken aborted)
     {
         Interlocked.Increment(ref _lookups);
-        var job = new OpenFileJob(_rootFd, relative);
+        var job = new OpenFileJob(_calls, _rootFd, relative);
         if (_helpers is null)
         {
             return job.ExecuteHere();
@@ -328,7 +330,7 @@ internal sealed partial class AmpedFileServer : IDisposable
                 }
                 if (file.IsOpen)
                 {
-                    FileInterop.Close(file.Fd);
+                    _calls.Close(file.Fd);
                 }
             }
         }

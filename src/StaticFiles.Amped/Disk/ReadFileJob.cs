@@ -8,7 +8,7 @@ namespace StaticFiles.Amped.Disk;
 /// client goes away while the helper waits, the response pipe returns its blocks to the pool, and a read landing
 /// there later would write into another connection's data.
 /// </summary>
-internal sealed class ReadFileJob(int fd, int count, long offset) : DiskJob<FileResult>, IDisposable
+internal sealed class ReadFileJob(IFileCalls calls, int fd, int count, long offset) : DiskJob<FileResult>, IDisposable
 {
     private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(count);
 
@@ -29,7 +29,7 @@ internal sealed class ReadFileJob(int fd, int count, long offset) : DiskJob<File
         FileResult result;
         do
         {
-            result = FileInterop.Read(fd, _buffer.AsSpan(0, count), offset);
+            result = calls.Read(fd, _buffer.AsSpan(0, count), offset);
         }
         while (result.Interrupted);
         return result;

@@ -1,0 +1,37 @@
+using StaticFiles.Amped.Interop;
+
+namespace StaticFiles.Amped.Disk;
+
+/// <summary>
+/// The file calls a request makes, behind one seam so that a test can stand in a slow disk (a read that blocks
+/// until released) and watch the loop go on serving meanwhile. <see cref="LinuxFileCalls"/> is the real one.
+/// </summary>
+internal interface IFileCalls
+{
+    FileResult OpenBeneath(int rootFd, string relativePath);
+
+    FileResult StatFd(int fd, out Statx statx);
+
+    /// <summary>Page-cache data only; EAGAIN otherwise. The one call made on the loop.</summary>
+    FileResult ReadNoWait(int fd, Span<byte> buffer, long offset);
+
+    FileResult Read(int fd, Span<byte> buffer, long offset);
+
+    void Close(int fd);
+}
+
+/// <summary>The system calls themselves (<see cref="FileInterop"/>).</summary>
+internal sealed class LinuxFileCalls : IFileCalls
+{
+    public static readonly LinuxFileCalls Instance = new();
+
+    public FileResult OpenBeneath(int rootFd, string relativePath) => FileInterop.OpenBeneath(rootFd, relativePath);
+
+    public FileResult StatFd(int fd, out Statx statx) => FileInterop.StatFd(fd, out statx);
+
+    public FileResult ReadNoWait(int fd, Span<byte> buffer, long offset) => FileInterop.ReadNoWait(fd, buffer, offset);
+
+    public FileResult Read(int fd, Span<byte> buffer, long offset) => FileInterop.Read(fd, buffer, offset);
+
+    public void Close(int fd) => FileInterop.Close(fd);
+}

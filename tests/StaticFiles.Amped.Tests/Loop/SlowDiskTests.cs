@@ -1,0 +1,129 @@
+using System.Security.Cryptography;
+using EpollTransport;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using StaticFiles.Amped.Disk;
+using StaticFiles.Amped.Interop;
+
+namespace StaticFiles.Amped.Tests.Loop;
+
+/// <summary>
+/// Flash's point, on real Kestrel and one epoll reactor: a read that waits for the disk runs on a helper, the loop
+/// serves other requests meanwhile, and the read's completion reaches the loop (blocked in epoll_wait by then)
+/// through its eventfd.
+/// </summary>
+public sealed class SlowDiskTests : IDisposable
+{
+    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
+    private readonly string _root = Directory.CreateTempSubdirectory("amped-slow-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    [Fact]
+    public async Task AColdReadCompletesThroughTheEventfdWhileTheLoopServesAnotherRequest()
+    {
+        var content = RandomNumberGenerator.GetBytes(256 * 1024);
+        File.WriteAllBytes(Path.Combine(_root, "slow.bin"), content);
+        File.WriteAllText(Path.Combine(_root, "fast.txt"), "fast");
+        using var disk = new SlowDisk("slow.bin");
+        EpollLoop? reactor = null;
+        var options = new AmpedStaticFileOptions
+        {
+            ServeUnknownFileTypes = true,
+            // The reactor's loop; a request that started on the thread pool resumes on the middleware's own loop.
+            OnPrepareResponse = _ =>
+            {
+                if (Thread.CurrentThread.Name == "epoll-reactor-0")
+                {
+                    reactor ??= EpollLoop.Current;
+                }
+            },
+        };
+        using var files = new AmpedFileServer(options, _root, NullLogger.Instance, disk);
+        await using var app = await StartAsync(files);
+        using var slowClient = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        using var fastClient = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+
+        // Kestrel runs the first request of a connection on the thread pool; the next ones run on the reactor.
+        await slowClient.GetStringAsync("/fast.txt").WaitAsync(WaitLimit);
+        await fastClient.GetStringAsync("/fast.txt").WaitAsync(WaitLimit);
+        await fastClient.GetStringAsync("/fast.txt").WaitAsync(WaitLimit);
+        Assert.NotNull(reactor);
+        var wakeUpsBefore = reactor.WakeUps;
+
+        var slow = slowClient.GetByteArrayAsync("/slow.bin");
+        await disk.ReadWaiting.WaitAsync(WaitLimit);
+
+        // A helper sits in the read; the one reactor still answers another connection.
+        Assert.Equal("fast", await fastClient.GetStringAsync("/fast.txt").WaitAsync(WaitLimit));
+        Assert.False(slow.IsCompleted);
+
+        disk.Release();
+        var body = await slow.WaitAsync(WaitLimit);
+        Assert.True(content.AsSpan().SequenceEqual(body));
+        Assert.True(reactor.WakeUps > wakeUpsBefore);
+    }
+
+    private static async Task<WebApplication> StartAsync(AmpedFileServer files)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseEpollTransport(o =>
+        {
+            o.ReactorCount = 1;
+            o.UnsafePreferInlineScheduling = true;
+        });
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        app.Use(next => context => files.InvokeAsync(context, next));
+        await app.StartAsync().WaitAsync(WaitLimit);
+        return app;
+    }
+
+    /// <summary>
+    /// The real calls, except that one file is never in the page cache and its first read blocks until released.
+    /// </summary>
+    private sealed class SlowDisk(string slowName) : IFileCalls, IDisposable
+    {
+        private readonly ManualResetEventSlim _released = new();
+        private readonly TaskCompletionSource _readWaiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _slowFd = -1;
+
+        /// <summary>Completes when a helper is blocked in the slow file's read.</summary>
+        public Task ReadWaiting => _readWaiting.Task;
+
+        public void Release() => _released.Set();
+
+        public void Dispose() => _released.Dispose();
+
+        public FileResult OpenBeneath(int rootFd, string relativePath)
+        {
+            var result = LinuxFileCalls.Instance.OpenBeneath(rootFd, relativePath);
+            if (result.IsSuccess && relativePath == slowName)
+            {
+                Volatile.Write(ref _slowFd, result.IntValue);
+            }
+            return result;
+        }
+
+        public FileResult StatFd(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFd(fd, out statx);
+
+        public FileResult ReadNoWait(int fd, Span<byte> buffer, long offset)
+            => fd == Volatile.Read(ref _slowFd) ? FileResult.FromErrno(FileResult.EAGAIN) : LinuxFileCalls.Instance.ReadNoWait(fd, buffer, offset);
+
+        public FileResult Read(int fd, Span<byte> buffer, long offset)
+        {
+            if (fd == Volatile.Read(ref _slowFd))
+            {
+                _readWaiting.TrySetResult();
+                // The helper thread blocks here, as in a read from a slow disk; the loop must not.
+                _released.Wait(WaitLimit);
+            }
+            return LinuxFileCalls.Instance.Read(fd, buffer, offset);
+        }
+
+        public void Close(int fd) => LinuxFileCalls.Instance.Close(fd);
+    }
+}
