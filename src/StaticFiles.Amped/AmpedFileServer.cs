@@ -132,7 +132,19 @@ internal sealed partial class AmpedFileServer : IDisposable
                 await next(context);
                 return;
             }
-            await ServeAsync(context, loop, opened, name, contentType);
+            if (await OpenPrecompressedAsync(context, loop, key, name, generation) is { } encoded)
+            {
+                try
+                {
+                    await ServeAsync(context, loop, encoded.File, encoded.Name, contentType, encoded.Coding);
+                }
+                finally
+                {
+                    _calls.Close(encoded.File.Fd);
+                }
+                return;
+            }
+            await ServeAsync(context, loop, opened, name, contentType, coding: null);
         }
         finally
         {
@@ -161,7 +173,8 @@ internal sealed partial class AmpedFileServer : IDisposable
         FileInterop.Close(_rootFd);
     }
 
-    private async Task ServeAsync(HttpContext context, EpollLoop loop, OpenedFile file, string name, string contentType)
+    /// <summary><paramref name="coding"/>: the content coding of a precompressed sibling being served, else null.</summary>
+    private async Task ServeAsync(HttpContext context, EpollLoop loop, OpenedFile file, string name, string contentType, string? coding)
     {
         var request = context.Request;
         var response = context.Response;
@@ -175,6 +188,10 @@ internal sealed partial class AmpedFileServer : IDisposable
         responseHeaders.ETag = validators.ETag;
         responseHeaders.LastModified = validators.LastModified;
         response.Headers.AcceptRanges = "bytes";
+        if (coding is not null)
+        {
+            response.Headers.ContentEncoding = coding;
+        }
         if (_options.CacheControl is { } cacheControl)
         {
             response.Headers.CacheControl = cacheControl;
@@ -299,6 +316,66 @@ internal sealed partial class AmpedFileServer : IDisposable
             job.Data(read.IntValue).CopyTo(memory.Span);
         }
         return read;
+    }
+
+    /// <summary>
+    /// The <c>.br</c> or <c>.gz</c> sibling of <paramref name="name"/> that the request's Accept-Encoding prefers, or
+    /// null for the file itself. When a sibling exists the response varies by Accept-Encoding whichever is chosen,
+    /// so <c>Vary</c> is set either way. Siblings that do not exist are remembered by the path cache, so a site
+    /// without them pays the probe once per path.
+    /// </summary>
+    private async ValueTask<(OpenedFile File, string Name, string Coding)?> OpenPrecompressedAsync(HttpContext context, EpollLoop loop,
+        string key, string name, long generation)
+    {
+        if (!_options.ServePrecompressedFiles)
+        {
+            return null;
+        }
+        var aborted = context.RequestAborted;
+        var brotli = await OpenSiblingAsync(loop, key + ".br", name + ".br", generation, aborted);
+        var gzip = await OpenSiblingAsync(loop, key + ".gz", name + ".gz", generation, aborted);
+        if (brotli is null && gzip is null)
+        {
+            return null;
+        }
+        context.Response.Headers.Append(HeaderNames.Vary, HeaderNames.AcceptEncoding);
+        var chosen = ContentCodingSelector.Select(context.Request.Headers.AcceptEncoding, brotli is not null, gzip is not null);
+        if (chosen != ContentCodingSelector.Brotli && brotli is { } unusedBrotli)
+        {
+            _calls.Close(unusedBrotli.Fd);
+        }
+        if (chosen != ContentCodingSelector.Gzip && gzip is { } unusedGzip)
+        {
+            _calls.Close(unusedGzip.Fd);
+        }
+        return chosen switch
+        {
+            ContentCodingSelector.Brotli => (brotli!.Value, name + ".br", chosen),
+            ContentCodingSelector.Gzip => (gzip!.Value, name + ".gz", chosen),
+            _ => null,
+        };
+    }
+
+    /// <summary>An open regular file at <paramref name="relative"/>, or null (then remembered as a miss when lasting).</summary>
+    private async ValueTask<OpenedFile?> OpenSiblingAsync(EpollLoop loop, string key, string relative, long generation, CancellationToken aborted)
+    {
+        if (_misses?.Contains(key) == true || await OpenAsync(loop, relative, aborted) is not { } file)
+        {
+            return null;
+        }
+        if (file.IsRegularFile)
+        {
+            return file;
+        }
+        if (file.IsOpen)
+        {
+            _calls.Close(file.Fd);
+        }
+        if (file.IsOpen || IsLastingMiss(file.Errno))
+        {
+            _misses?.Add(key, generation);
+        }
+        return null;
     }
 
     /// <summary>Null when the helpers refused the job (their queue is full).</summary>

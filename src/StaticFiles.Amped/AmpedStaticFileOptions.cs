@@ -42,6 +42,13 @@ public sealed class AmpedStaticFileOptions
     /// </summary>
     public bool RedirectToAppendTrailingSlash { get; set; } = true;
 
+    /// <summary>
+    /// Whether a file's precompressed sibling (<c>site.css.br</c>, <c>site.css.gz</c>) is served, with
+    /// <c>Content-Encoding</c>, to a client whose Accept-Encoding prefers it; responses for files that have one say
+    /// <c>Vary: Accept-Encoding</c>. Default: true.
+    /// </summary>
+    public bool ServePrecompressedFiles { get; set; } = true;
+
     /// <summary>The <c>Cache-Control</c> value sent with every file. Default: null (none: caching is opt-in).</summary>
     public string? CacheControl { get; set; }
 
