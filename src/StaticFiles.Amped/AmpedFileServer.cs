@@ -196,12 +196,15 @@ internal sealed partial class AmpedFileServer : IDisposable
         {
             response.Headers.CacheControl = cacheControl;
         }
-        _options.OnPrepareResponse?.Invoke(new StaticFileResponseContext(context,
+        // As UseStaticFiles: the application's hook sees the responses that carry the file (200, 206) or confirm it
+        // (304), not the errors (412, 416).
+        void PrepareResponse() => _options.OnPrepareResponse?.Invoke(new StaticFileResponseContext(context,
             new AmpedFileInfo(Path.Combine(_root, name), length, validators.LastModified)));
 
         switch (Preconditions.Evaluate(requestHeaders, request.Method, validators))
         {
             case PreconditionResult.NotModified:
+                PrepareResponse();
                 response.StatusCode = StatusCodes.Status304NotModified;
                 return;
             case PreconditionResult.PreconditionFailed:
@@ -211,12 +214,15 @@ internal sealed partial class AmpedFileServer : IDisposable
 
         var plan = RangeEvaluator.Evaluate(requestHeaders, request.Method, validators, DateTimeOffset.UtcNow, _options.MaxRanges);
         var isHead = HttpMethods.IsHead(request.Method);
+        if (plan.Kind == RangePlanKind.Unsatisfiable)
+        {
+            response.StatusCode = StatusCodes.Status416RangeNotSatisfiable;
+            response.Headers.ContentRange = ContentRange.Unsatisfied(length);
+            return;
+        }
+        PrepareResponse();
         switch (plan.Kind)
         {
-            case RangePlanKind.Unsatisfiable:
-                response.StatusCode = StatusCodes.Status416RangeNotSatisfiable;
-                response.Headers.ContentRange = ContentRange.Unsatisfied(length);
-                return;
             case RangePlanKind.Single:
                 var range = plan.Ranges[0];
                 response.StatusCode = StatusCodes.Status206PartialContent;

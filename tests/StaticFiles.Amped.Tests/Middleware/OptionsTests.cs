@@ -208,4 +208,29 @@ public sealed class OptionsTests : SiteTests
         Assert.Equal(HttpStatusCode.PartialContent, response.StatusCode);
         Assert.Equal(2, body.Split("Content-Type: application/x-amped\r\n").Length - 1);
     }
+
+    [Theory]
+    [MemberData(nameof(Modes))]
+    public async Task OnPrepareResponseSeesFileResponsesNotErrors(AmpedMode mode)
+    {
+        var seen = new List<string>();
+        var server = await Site.StartAsync(mode, o => o.OnPrepareResponse = c =>
+        {
+            lock (seen)
+            {
+                seen.Add(c.Context.Request.Headers.Range.Count > 0 ? "range" : c.Context.Request.Headers.IfNoneMatch.Count > 0 ? "304" : "200");
+            }
+        });
+
+        using var ok = await server.GetAsync("/css/site.css");
+        using var notModified = await server.GetAsync("/css/site.css", ("If-None-Match", ok.Header("ETag")!));
+        using var failed = await server.GetAsync("/css/site.css", ("If-Match", "\"other\""));
+        using var unsatisfiable = await server.GetAsync("/css/site.css", ("Range", "bytes=999999-"));
+        using var partial = await server.GetAsync("/css/site.css", ("Range", "bytes=0-1"));
+
+        Assert.Equal(HttpStatusCode.PreconditionFailed, failed.StatusCode);
+        Assert.Equal(HttpStatusCode.RequestedRangeNotSatisfiable, unsatisfiable.StatusCode);
+        // As UseStaticFiles: 200, 304 and 206 go through the hook; 412 and 416 do not.
+        Assert.Equal(["200", "304", "range"], seen);
+    }
 }
