@@ -156,9 +156,6 @@ internal sealed partial class AmpedFileServer : IDisposable
     /// <summary>Lookups made on disk (helper jobs, or direct calls in Sped mode); for tests.</summary>
     internal long Lookups => Interlocked.Read(ref _lookups);
 
-    /// <summary>Times the path cache was emptied by a change under the root; for tests.</summary>
-    internal long CacheInvalidations => _misses?.Invalidations ?? 0;
-
     /// <summary>Completes the next time a change under the root empties the path cache; for tests.</summary>
     internal Task NextCacheInvalidation => _misses?.NextInvalidation ?? Task.CompletedTask;
 
@@ -296,13 +293,7 @@ internal sealed partial class AmpedFileServer : IDisposable
         if (_helpers is null)
         {
             // Sped: the loop itself waits for the disk.
-            FileResult direct;
-            do
-            {
-                direct = _calls.Read(fd, memory.Span, offset);
-            }
-            while (direct.Interrupted);
-            return direct;
+            return ReadFileJob.Read(_calls, fd, memory.Span, offset);
         }
         var cached = _calls.ReadNoWait(fd, memory.Span, offset);
         if (cached.IsSuccess || !(cached.WouldBlock || cached.Errno == FileResult.EOPNOTSUPP))

@@ -24,14 +24,17 @@ internal sealed class ReadFileJob(IFileCalls calls, int fd, int count, long offs
         }
     }
 
-    protected override FileResult Execute()
+    /// <summary>One <c>pread</c>, retried when a signal interrupts it.</summary>
+    public static FileResult Read(IFileCalls calls, int fd, Span<byte> buffer, long offset)
     {
         FileResult result;
         do
         {
-            result = calls.Read(fd, _buffer.AsSpan(0, count), offset);
+            result = calls.Read(fd, buffer, offset);
         }
         while (result.Interrupted);
         return result;
     }
+
+    protected override FileResult Execute() => Read(calls, fd, _buffer.AsSpan(0, count), offset);
 }

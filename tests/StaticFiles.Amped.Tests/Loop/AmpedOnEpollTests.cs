@@ -1,7 +1,5 @@
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.Extensions.Logging;
 using StaticFiles.Amped;
 
 namespace StaticFiles.Amped.Tests.Loop;
@@ -12,10 +10,13 @@ namespace StaticFiles.Amped.Tests.Loop;
 /// </summary>
 public sealed class AmpedOnEpollTests : IDisposable
 {
-    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan WaitLimit = EpollHost.WaitLimit;
     private readonly string _root = Directory.CreateTempSubdirectory("amped-loop-").FullName;
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private static Task<WebApplication> StartAsync(bool inline, AmpedStaticFileOptions options)
+        => EpollHost.StartAsync(inline, app => app.UseAmpedStaticFiles(options));
 
     [Theory]
     [InlineData(true, AmpedMode.Amped, "^epoll-reactor-0$")]
@@ -66,21 +67,5 @@ public sealed class AmpedOnEpollTests : IDisposable
             Assert.Equal(content.Length, body.Length);
             Assert.True(content.AsSpan().SequenceEqual(body));
         }
-    }
-
-    private static async Task<WebApplication> StartAsync(bool inline, AmpedStaticFileOptions options)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseEpollTransport(o =>
-        {
-            o.ReactorCount = 1;
-            o.UnsafePreferInlineScheduling = inline;
-        });
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        app.UseAmpedStaticFiles(options);
-        await app.StartAsync().WaitAsync(WaitLimit);
-        return app;
     }
 }

@@ -1,8 +1,6 @@
 using System.Security.Cryptography;
 using EpollTransport;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Interop;
@@ -16,7 +14,7 @@ namespace StaticFiles.Amped.Tests.Loop;
 /// </summary>
 public sealed class SlowDiskTests : IDisposable
 {
-    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan WaitLimit = EpollHost.WaitLimit;
     private readonly string _root = Directory.CreateTempSubdirectory("amped-slow-").FullName;
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
@@ -42,7 +40,7 @@ public sealed class SlowDiskTests : IDisposable
             },
         };
         using var files = new AmpedFileServer(options, _root, NullLogger.Instance, disk);
-        await using var app = await StartAsync(files);
+        await using var app = await EpollHost.StartAsync(inline: true, app => app.Use(next => context => files.InvokeAsync(context, next)));
         using var slowClient = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
         using var fastClient = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
 
@@ -64,22 +62,6 @@ public sealed class SlowDiskTests : IDisposable
         var body = await slow.WaitAsync(WaitLimit);
         Assert.True(content.AsSpan().SequenceEqual(body));
         Assert.True(reactor.WakeUps > wakeUpsBefore);
-    }
-
-    private static async Task<WebApplication> StartAsync(AmpedFileServer files)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseEpollTransport(o =>
-        {
-            o.ReactorCount = 1;
-            o.UnsafePreferInlineScheduling = true;
-        });
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        app.Use(next => context => files.InvokeAsync(context, next));
-        await app.StartAsync().WaitAsync(WaitLimit);
-        return app;
     }
 
     /// <summary>
