@@ -70,11 +70,28 @@ public sealed class AmpedStaticFileOptions
     public int HelperQueueCapacity { get; set; } = 1024;
 
     /// <summary>
-    /// The most request paths whose lookup the middleware remembers; today that is the paths that name no file it
-    /// serves, so that the app's other endpoints cost no disk call. Forgotten whenever something under the root
-    /// changes. 0 turns the cache off. Default: 4096.
+    /// The most request paths that name nothing this middleware serves (the app's other endpoints, missing files) it
+    /// remembers, so that such a request costs no disk call. Forgotten whenever something under the root changes.
+    /// 0 turns this cache off. Default: 4096.
     /// </summary>
     public int PathCacheEntries { get; set; } = 4096;
+
+    /// <summary>
+    /// The most request paths that name a file it remembers, each with the file (and its precompressed siblings)
+    /// held open, its validators and its response headers ready: a hit makes no <c>open</c> or <c>statx</c>. Each
+    /// entry holds up to three file descriptors, counted against the process's limit (<c>ulimit -n</c>) with the
+    /// connections. Forgotten whenever something under the root changes. 0 turns this cache off. Default: 1024.
+    /// </summary>
+    public int FileCacheEntries { get; set; } = 1024;
+
+    /// <summary>
+    /// The most bytes of file contents kept in memory, for files of at most <see cref="MaxCachedFileSize"/> among the
+    /// cached paths: such a hit makes no <c>read</c> either. 0 keeps no contents. Default: 64 MiB.
+    /// </summary>
+    public long ContentCacheBytes { get; set; } = 64 * 1024 * 1024;
+
+    /// <summary>The largest file whose contents are kept in memory. Default: 128 KiB.</summary>
+    public long MaxCachedFileSize { get; set; } = 128 * 1024;
 
     /// <summary>The most parts a multi-range request may ask for before the whole file is sent instead. Default: 16.</summary>
     public int MaxRanges { get; set; } = 16;

@@ -1,11 +1,3 @@
-using System.Net;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.TestHost;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging.Abstractions;
-
 namespace StaticFiles.Amped.Tests.Caching;
 
 /// <summary>
@@ -14,22 +6,11 @@ namespace StaticFiles.Amped.Tests.Caching;
 /// </summary>
 public sealed class MissCacheTests : IAsyncLifetime
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("amped-cache-").FullName;
-    private AmpedFileServer? _files;
-    private IHost? _host;
+    private readonly FileServerHost _host = new();
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        if (_host is not null)
-        {
-            await _host.StopAsync();
-            _host.Dispose();
-        }
-        _files?.Dispose();
-        Directory.Delete(_root, recursive: true);
-    }
+    public Task DisposeAsync() => _host.DisposeAsync().AsTask();
 
     [Theory]
     [InlineData(AmpedMode.Amped)]
@@ -39,12 +20,12 @@ public sealed class MissCacheTests : IAsyncLifetime
         var client = await StartAsync(new AmpedStaticFileOptions { Mode = mode });
 
         Assert.Equal("endpoint", await client.GetStringAsync("/plaintext"));
-        var lookups = _files!.Lookups;
+        var lookups = _host.Files.Lookups;
         Assert.True(lookups > 0);
         Assert.Equal("endpoint", await client.GetStringAsync("/plaintext"));
         Assert.Equal("endpoint", await client.GetStringAsync("/plaintext"));
 
-        Assert.Equal(lookups, _files.Lookups);
+        Assert.Equal(lookups, _host.Files.Lookups);
     }
 
     [Fact]
@@ -54,8 +35,8 @@ public sealed class MissCacheTests : IAsyncLifetime
         Assert.Equal("endpoint", await client.GetStringAsync("/late.txt"));
 
         // inotify reports the create a moment after the write returns.
-        var invalidated = _files!.NextCacheInvalidation;
-        File.WriteAllText(Path.Combine(_root, "late.txt"), "here now");
+        var invalidated = _host.Files.NextCacheInvalidation;
+        File.WriteAllText(_host.PathOf("late.txt"), "here now");
         await invalidated.WaitAsync(TimeSpan.FromSeconds(30));
 
         Assert.Equal("here now", await client.GetStringAsync("/late.txt"));
@@ -69,13 +50,13 @@ public sealed class MissCacheTests : IAsyncLifetime
         {
             await client.GetStringAsync(path);
         }
-        var lookups = _files!.Lookups;
+        var lookups = _host.Files.Lookups;
 
         await client.GetStringAsync("/a");
         await client.GetStringAsync("/b");
-        Assert.Equal(lookups, _files.Lookups);
+        Assert.Equal(lookups, _host.Files.Lookups);
         await client.GetStringAsync("/c");
-        Assert.Equal(lookups + 1, _files.Lookups);
+        Assert.Equal(lookups + 1, _host.Files.Lookups);
     }
 
     [Fact]
@@ -83,24 +64,12 @@ public sealed class MissCacheTests : IAsyncLifetime
     {
         var client = await StartAsync(new AmpedStaticFileOptions { PathCacheEntries = 0 });
         await client.GetStringAsync("/plaintext");
-        var lookups = _files!.Lookups;
+        var lookups = _host.Files.Lookups;
 
         await client.GetStringAsync("/plaintext");
 
-        Assert.Equal(lookups + 1, _files.Lookups);
+        Assert.Equal(lookups + 1, _host.Files.Lookups);
     }
 
-    private async Task<HttpClient> StartAsync(AmpedStaticFileOptions options)
-    {
-        _files = new AmpedFileServer(options, _root, NullLogger.Instance);
-        var files = _files;
-        _host = await new HostBuilder()
-            .ConfigureWebHost(web => web.UseTestServer().Configure(app =>
-            {
-                app.Use(next => context => files.InvokeAsync(context, next));
-                app.Run(context => context.Response.WriteAsync("endpoint"));
-            }))
-            .StartAsync();
-        return _host.GetTestClient();
-    }
+    private Task<HttpClient> StartAsync(AmpedStaticFileOptions options) => _host.StartAsync(options);
 }

@@ -31,13 +31,20 @@ internal static class TestServerHttp
     /// GETs <paramref name="pathAndQuery"/> until the response has <paramref name="status"/>, for at most 30 s: a
     /// change on disk reaches the middleware's path cache through inotify, a moment after the write returns.
     /// </summary>
-    public static async Task<HttpResponseMessage> GetUntilAsync(this TestServer server, string pathAndQuery, HttpStatusCode status)
+    public static Task<HttpResponseMessage> GetUntilAsync(this TestServer server, string pathAndQuery, HttpStatusCode status)
+        => server.GetUntilAsync(pathAndQuery, response => response.StatusCode == status);
+
+    /// <summary>
+    /// GETs <paramref name="pathAndQuery"/> until <paramref name="done"/> holds for the response, for at most 30 s: a
+    /// change on disk reaches the middleware's caches through inotify, a moment after the write returns.
+    /// </summary>
+    public static async Task<HttpResponseMessage> GetUntilAsync(this TestServer server, string pathAndQuery, Func<HttpResponseMessage, bool> done)
     {
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         while (true)
         {
             var response = await server.GetAsync(pathAndQuery);
-            if (response.StatusCode == status || deadline.IsCancellationRequested)
+            if (done(response) || deadline.IsCancellationRequested)
             {
                 return response;
             }

@@ -1,0 +1,251 @@
+using EpollTransport;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.StaticFiles;
+using Microsoft.Net.Http.Headers;
+using StaticFiles.Amped.Caching;
+using StaticFiles.Amped.Disk;
+using StaticFiles.Amped.Http;
+using StaticFiles.Amped.Interop;
+
+namespace StaticFiles.Amped;
+
+/// <summary>The response for a resolved path: validators, conditions, ranges, and the bytes, from the cache or the fd.</summary>
+internal sealed partial class AmpedFileServer
+{
+    /// <summary>The most one read asks for: large enough to amortize a helper round trip, small enough to stream.</summary>
+    private const int ChunkSize = 64 * 1024;
+
+    /// <summary>Serves <paramref name="entry"/>, or the precompressed sibling the request's Accept-Encoding prefers.</summary>
+    private Task ServeAsync(HttpContext context, CachedPath entry)
+    {
+        if (!entry.HasSiblings)
+        {
+            return ServeFileAsync(context, entry, entry.File, coding: null);
+        }
+        // When a sibling exists the response varies by Accept-Encoding whichever is chosen.
+        context.Response.Headers.Append(HeaderNames.Vary, HeaderNames.AcceptEncoding);
+        return ContentCodingSelector.Select(context.Request.Headers.AcceptEncoding, entry.Brotli is not null, entry.Gzip is not null) switch
+        {
+            ContentCodingSelector.Brotli => ServeFileAsync(context, entry, entry.Brotli!, ContentCodingSelector.Brotli),
+            ContentCodingSelector.Gzip => ServeFileAsync(context, entry, entry.Gzip!, ContentCodingSelector.Gzip),
+            _ => ServeFileAsync(context, entry, entry.File, coding: null),
+        };
+    }
+
+    /// <summary><paramref name="coding"/>: the content coding of a precompressed sibling being served, else null.</summary>
+    private async Task ServeFileAsync(HttpContext context, CachedPath entry, CachedFile file, string? coding)
+    {
+        var request = context.Request;
+        var response = context.Response;
+        var length = file.Length;
+        var validators = file.Validators;
+        var contentType = entry.ContentType;
+
+        var headers = response.Headers;
+        headers.ETag = file.ETag;
+        headers.LastModified = file.LastModified;
+        headers.AcceptRanges = "bytes";
+        if (coding is not null)
+        {
+            headers.ContentEncoding = coding;
+        }
+        if (_options.CacheControl is { } cacheControl)
+        {
+            headers.CacheControl = cacheControl;
+        }
+        // As UseStaticFiles: the application's hook sees the responses that carry the file (200, 206) or confirm it
+        // (304), not the errors (412, 416).
+        void PrepareResponse() => _options.OnPrepareResponse?.Invoke(new StaticFileResponseContext(context,
+            new AmpedFileInfo(file.PhysicalPath, length, validators.LastModified)));
+
+        var hasConditions = request.Headers.IfMatch.Count > 0 || request.Headers.IfNoneMatch.Count > 0
+            || request.Headers.IfModifiedSince.Count > 0 || request.Headers.IfUnmodifiedSince.Count > 0;
+        var requestHeaders = hasConditions || request.Headers.Range.Count > 0 ? request.GetTypedHeaders() : null;
+        if (hasConditions)
+        {
+            switch (Preconditions.Evaluate(requestHeaders!, request.Method, validators))
+            {
+                case PreconditionResult.NotModified:
+                    PrepareResponse();
+                    response.StatusCode = StatusCodes.Status304NotModified;
+                    return;
+                case PreconditionResult.PreconditionFailed:
+                    response.StatusCode = StatusCodes.Status412PreconditionFailed;
+                    return;
+            }
+        }
+
+        var plan = requestHeaders is null
+            ? RangePlan.Full
+            : RangeEvaluator.Evaluate(requestHeaders, request.Method, validators, DateTimeOffset.UtcNow, _options.MaxRanges);
+        if (plan.Kind == RangePlanKind.Unsatisfiable)
+        {
+            response.StatusCode = StatusCodes.Status416RangeNotSatisfiable;
+            headers.ContentRange = ContentRange.Unsatisfied(length);
+            return;
+        }
+        PrepareResponse();
+        switch (plan.Kind)
+        {
+            case RangePlanKind.Single:
+                var range = plan.Ranges[0];
+                response.StatusCode = StatusCodes.Status206PartialContent;
+                headers.ContentRange = ContentRange.Format(range, length);
+                response.ContentType = contentType;
+                response.ContentLength = range.Length;
+                await SendAsync(context, entry, file, range.Start, range.Length);
+                return;
+            case RangePlanKind.Multipart:
+                var layout = new MultipartByteRanges(plan.Ranges, contentType, length, MultipartByteRanges.NewBoundary());
+                response.StatusCode = StatusCodes.Status206PartialContent;
+                response.ContentType = layout.ContentType;
+                response.ContentLength = layout.ContentLength;
+                foreach (var part in layout.Parts)
+                {
+                    await response.BodyWriter.WriteAsync(part.Header, context.RequestAborted);
+                    if (!await SendAsync(context, entry, file, part.Range.Start, part.Range.Length))
+                    {
+                        return;
+                    }
+                }
+                await response.BodyWriter.WriteAsync(layout.Closing, context.RequestAborted);
+                return;
+            default:
+                response.ContentType = contentType;
+                response.ContentLength = length;
+                if (!HttpMethods.IsHead(request.Method))
+                {
+                    await SendAsync(context, entry, file, 0, length);
+                }
+                return;
+        }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="count"/> bytes from <paramref name="offset"/>: from the cached content when the file's
+    /// bytes are (or can now be) in the cache, else streamed from its fd. False when the response ended early.
+    /// </summary>
+    private async ValueTask<bool> SendAsync(HttpContext context, CachedPath entry, CachedFile file, long offset, long count)
+    {
+        var content = file.Content;
+        if (content is null && _files is not null && _files.WantsContent(entry, file))
+        {
+            content = await LoadContentAsync(context, entry, file);
+        }
+        if (content is null)
+        {
+            return await StreamAsync(context, file.Fd, offset, count);
+        }
+        var flushed = await context.Response.BodyWriter.WriteAsync(content.AsMemory((int)offset, (int)count), context.RequestAborted);
+        return !(flushed.IsCanceled || flushed.IsCompleted);
+    }
+
+    /// <summary>
+    /// Reads a small file whole into the content cache, if this request is the one to do it and the budget has room;
+    /// null otherwise (the caller streams from the fd as usual).
+    /// </summary>
+    private async ValueTask<byte[]?> LoadContentAsync(HttpContext context, CachedPath entry, CachedFile file)
+    {
+        if (!file.TryBeginLoad())
+        {
+            return null;
+        }
+        if (!_files!.TryCharge(entry, file.Length))
+        {
+            file.EndLoad(null);
+            return null;
+        }
+        var loop = EpollLoop.Current ?? _ownLoop.Value;
+        var content = new byte[file.Length];
+        var read = 0;
+        try
+        {
+            while (read < content.Length)
+            {
+                var result = await ReadAsync(loop, file.Fd, content.AsMemory(read), read, context.RequestAborted);
+                if (!result.IsSuccess || result.Value == 0)
+                {
+                    break;
+                }
+                read += result.IntValue;
+            }
+        }
+        finally
+        {
+            if (read != content.Length)
+            {
+                // Failed, cancelled, or the file shrank (a change the watcher is about to report): not cached.
+                _files.Refund(entry, file.Length);
+                file.EndLoad(null);
+            }
+        }
+        if (read != content.Length)
+        {
+            return null;
+        }
+        file.EndLoad(content);
+        return content;
+    }
+
+    /// <summary>Streams <paramref name="count"/> bytes from <paramref name="offset"/>; false when the response ended early.</summary>
+    private async Task<bool> StreamAsync(HttpContext context, int fd, long offset, long count)
+    {
+        var loop = EpollLoop.Current ?? _ownLoop.Value;
+        var writer = context.Response.BodyWriter;
+        var aborted = context.RequestAborted;
+        while (count > 0)
+        {
+            var want = (int)Math.Min(count, ChunkSize);
+            var memory = writer.GetMemory(want);
+            memory = memory[..Math.Min(memory.Length, want)];
+            var read = await ReadAsync(loop, fd, memory, offset, aborted);
+            if (!read.IsSuccess || read.Value == 0)
+            {
+                // The file shrank or failed under us after Content-Length went out: the only honest end is an abort.
+                LogReadFailed(_logger, context.Request.Path, read.ToString());
+                context.Abort();
+                return false;
+            }
+            writer.Advance(read.IntValue);
+            offset += read.Value;
+            count -= read.Value;
+            var flushed = await writer.FlushAsync(aborted);
+            if (flushed.IsCanceled || flushed.IsCompleted)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Page-cache data straight from the loop (<c>preadv2</c> with <c>RWF_NOWAIT</c> never waits for the disk); only a
+    /// miss goes to a helper. A short read returns what was cached; the next call finds where the cache ends.
+    /// </summary>
+    private async ValueTask<FileResult> ReadAsync(EpollLoop loop, int fd, Memory<byte> memory, long offset, CancellationToken aborted)
+    {
+        if (_helpers is null)
+        {
+            // Sped: the loop itself waits for the disk.
+            return ReadFileJob.Read(_calls, fd, memory.Span, offset);
+        }
+        var cached = _calls.ReadNoWait(fd, memory.Span, offset);
+        if (cached.IsSuccess || !(cached.WouldBlock || cached.Errno == FileResult.EOPNOTSUPP))
+        {
+            return cached;
+        }
+
+        using var job = new ReadFileJob(_calls, fd, memory.Length, offset);
+        if (!_helpers.TryPost(job, DiskQueue.Data, loop, aborted, out var completion))
+        {
+            return FileResult.FromErrno(FileResult.EAGAIN);
+        }
+        var read = await completion;
+        if (read.IsSuccess)
+        {
+            // Back on the loop, which owns the response's memory again.
+            job.Data(read.IntValue).CopyTo(memory.Span);
+        }
+        return read;
+    }
+}

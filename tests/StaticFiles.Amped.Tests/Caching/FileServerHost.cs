@@ -1,0 +1,53 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging.Abstractions;
+using StaticFiles.Amped.Disk;
+
+namespace StaticFiles.Amped.Tests.Caching;
+
+/// <summary>
+/// An <see cref="AmpedFileServer"/> over a fresh temp folder, reachable through a <see cref="TestServer"/>, with the
+/// server itself at hand so that a test can read its counters and caches. A request it does not serve gets the
+/// body "endpoint" from the app behind it.
+/// </summary>
+internal sealed class FileServerHost : IAsyncDisposable
+{
+    private IHost? _host;
+
+    public string Root { get; } = Directory.CreateTempSubdirectory("amped-cache-").FullName;
+
+    public AmpedFileServer Files { get; private set; } = null!;
+
+    public HttpClient Client { get; private set; } = null!;
+
+    public string PathOf(string relative) => Path.Combine(Root, relative);
+
+    public async Task<HttpClient> StartAsync(AmpedStaticFileOptions options, IFileCalls? calls = null)
+    {
+        Files = new AmpedFileServer(options, Root, NullLogger.Instance, calls);
+        var files = Files;
+        _host = await new HostBuilder()
+            .ConfigureWebHost(web => web.UseTestServer().Configure(app =>
+            {
+                app.Use(next => context => files.InvokeAsync(context, next));
+                app.Run(context => context.Response.WriteAsync("endpoint"));
+            }))
+            .StartAsync();
+        Client = _host.GetTestClient();
+        return Client;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_host is not null)
+        {
+            await _host.StopAsync();
+            _host.Dispose();
+        }
+        Files?.Dispose();
+        Directory.Delete(Root, recursive: true);
+    }
+}
