@@ -59,30 +59,43 @@ internal sealed partial class AmpedFileServer : IDisposable
         }
     }
 
-    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var request = context.Request;
         if (!(HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
-            || !request.Path.StartsWithSegments(_options.RequestPath, out var subpath)
-            || !RequestPaths.TryGetRelative(subpath, _options.ServeDotFiles, out var relative, out var endsWithSlash))
+            || !request.Path.StartsWithSegments(_options.RequestPath, out var subpath))
         {
-            await next(context);
-            return;
+            return next(context);
         }
-
         // The key keeps the trailing slash: "/docs" (a redirect) and "/docs/" (the document) are different answers.
+        // Only a path that passed RequestPaths once is ever cached, so a hit needs no second look at it.
         var key = subpath.Value ?? "";
         if (_files is not null && _files.TryGet(key, out var cached))
         {
-            // Flash's fast path: no open, no stat, headers ready; maybe not even a read.
-            try
-            {
-                await ServeAsync(context, cached);
-            }
-            finally
-            {
-                cached.Release();
-            }
+            return ServeCachedAsync(context, cached);
+        }
+        return LookUpAsync(context, next, subpath, key);
+    }
+
+    /// <summary>Flash's fast path: no open, no stat, headers ready; for a small file not even a read.</summary>
+    private async Task ServeCachedAsync(HttpContext context, CachedPath cached)
+    {
+        try
+        {
+            await ServeAsync(context, cached);
+        }
+        finally
+        {
+            cached.Release();
+        }
+    }
+
+    private async Task LookUpAsync(HttpContext context, RequestDelegate next, PathString subpath, string key)
+    {
+        var request = context.Request;
+        if (!RequestPaths.TryGetRelative(subpath, _options.ServeDotFiles, out var relative, out var endsWithSlash))
+        {
+            await next(context);
             return;
         }
         if (_misses?.Contains(key) == true)
