@@ -32,7 +32,12 @@ internal sealed partial class Options
           upload        POST of a 1 MiB body to /echo, 64 connections (wrk)
           idle          server RSS per idle keep-alive connection (the harness holds the connections)
           h2            HTTP/2 cleartext GET /plaintext, 64 connections x 10 streams (h2load)
-          all           every scenario above, in turn
+          static        static files of 1 KiB, 64 KiB and 1 MiB, 64 connections (wrk): stock UseStaticFiles
+                        on Sockets vs UseAmpedStaticFiles on epoll, with nginx as a reference
+          disk          the Flash paper's disk-bound test: a cached hot file and random files from a cold
+                        set on a throttled disk, at once (two wrk); then the same fully cached. Needs root
+                        (a cgroup v1 blkio throttle); not part of all
+          all           every scenario above except disk, in turn
 
         Options:
           --rounds N             Rounds of A B C ... (default 3; use at least 3 for figures you report).
@@ -43,14 +48,18 @@ internal sealed partial class Options
                                  JIT has tiered up); each run then has its own 3 s warm-up.
           --server-cpus LIST     CPUs of the server, taskset list syntax (default 1).
           --client-cpus LIST     CPUs of wrk / h2load, taskset list syntax (default 0).
-          --connections N[,N]    Connection counts, replacing the scenario's default (not for idle).
+          --connections N[,N]    Connection counts, replacing the scenario's default (not for idle;
+                                 static: for every file size; disk: of each of its two loads).
           --variant NAME=ARGS    A server variant: a name and WebApp arguments, e.g.
                                  --variant "epoll=--transport epoll". Repeatable; replaces the default set
-                                 (sockets, epoll, epoll-inline). The first one is the baseline.
+                                 (sockets, epoll, epoll-inline; static: stock-sockets, amped-epoll-inline;
+                                 disk: those and sped-epoll-inline). The first one is the baseline. static
+                                 and disk add --root <their generated folder> to each.
           --app PATH             A prebuilt WebApp.dll; skips the harness's own
                                  `dotnet build samples/WebApp/WebApp.csproj -c Release`.
           --wrk-threads N        Load-generator threads: wrk -t and h2load -t (default 1).
           --idle-connections N   Connections the idle scenario opens (default 10000).
+          --cold-files N         Files of 64 KiB in the disk scenario's cold set (default 5000, ~320 MiB).
           --results DIR          Where results go (default bench/results in the repository).
           --no-save              Print only; write no result files.
           --keep-going           Finish every run of a scenario even after a run had errors (it is
@@ -62,7 +71,13 @@ internal sealed partial class Options
 
         """;
 
-    public static readonly string[] ScenarioNames = ["plaintext", "json", "pipelined", "connections", "upload", "idle", "h2"];
+    public static readonly string[] ScenarioNames = ["plaintext", "json", "pipelined", "connections", "upload", "idle", "h2", "static", "disk"];
+
+    /// <summary>
+    /// What `all` runs: not disk, which needs root, changes the machine (a blkio cgroup, the page cache) and
+    /// writes hundreds of MiB; it runs only when asked for by name.
+    /// </summary>
+    public static readonly string[] AllScenarioNames = [.. ScenarioNames.Where(s => s != "disk")];
 
     public static readonly IReadOnlyList<Variant> DefaultVariants =
     [
@@ -89,11 +104,16 @@ internal sealed partial class Options
 
     public IReadOnlyList<Variant> Variants { get; private set; } = DefaultVariants;
 
+    /// <summary>Whether --variant was given: static and disk have default variants of their own.</summary>
+    public bool VariantsGiven { get; private set; }
+
     public string? App { get; private set; }
 
     public int LoadThreads { get; private set; } = 1;
 
     public int IdleConnections { get; private set; } = 10000;
+
+    public int ColdFiles { get; private set; } = 5000;
 
     public string? ResultsDir { get; private set; }
 
@@ -169,6 +189,9 @@ internal sealed partial class Options
                 case "--idle-connections":
                     o.IdleConnections = ParseInt(name, Value(args, ref i, name, inline), 1, 1_000_000);
                     break;
+                case "--cold-files":
+                    o.ColdFiles = ParseInt(name, Value(args, ref i, name, inline), 1, 100_000);
+                    break;
                 case "--results":
                     o.ResultsDir = Value(args, ref i, name, inline);
                     break;
@@ -188,6 +211,7 @@ internal sealed partial class Options
                 throw new UsageException("give at least two --variant flags: a baseline and something to compare with it.");
             }
             o.Variants = variants;
+            o.VariantsGiven = true;
         }
         if (!o.ShowHelp && o.Scenarios.Count == 0)
         {
@@ -211,7 +235,7 @@ internal sealed partial class Options
     {
         if (name == "all")
         {
-            foreach (var s in ScenarioNames.Where(s => !Scenarios.Contains(s)))
+            foreach (var s in AllScenarioNames.Where(s => !Scenarios.Contains(s)))
             {
                 Scenarios.Add(s);
             }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 
 namespace AbBench;
@@ -44,7 +45,6 @@ internal static class Processes
         return process;
     }
 
-    /// <summary>Stops tracking a process that has exited or is about to be disposed.</summary>
     /// <summary>
     /// Waits for a process started with <see cref="Start"/> to exit, at most <paramref name="limit"/>; past it the
     /// process is killed and a <see cref="BenchException"/> with <paramref name="timeoutMessage"/> is thrown. The
@@ -70,6 +70,7 @@ internal static class Processes
         }
     }
 
+    /// <summary>Stops tracking a process that has exited or is about to be disposed.</summary>
     public static void Forget(Process process)
     {
         try
@@ -200,6 +201,37 @@ internal static class Processes
         catch (BenchException)
         {
             return null;
+        }
+    }
+
+    /// <summary>
+    /// Stops a server: SIGTERM, so that it can shut down as it would in production, then a kill if it has not
+    /// exited within <paramref name="grace"/>. Does not forget or dispose the process.
+    /// </summary>
+    public static async Task TerminateAsync(Process process, TimeSpan grace)
+    {
+        if (process.HasExited)
+        {
+            return;
+        }
+        var term = await TryReadAsync("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)], CancellationToken.None);
+        using var deadline = new CancellationTokenSource(term is null ? TimeSpan.Zero : grace);
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            KillQuietly(process);
+            using var killDeadline = new CancellationTokenSource(grace);
+            try
+            {
+                await process.WaitForExitAsync(killDeadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine($"warning: pid {process.Id} did not exit after SIGKILL within {grace.TotalSeconds:0} s.");
+            }
         }
     }
 

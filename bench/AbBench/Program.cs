@@ -237,7 +237,7 @@ internal static class Program
     private static string DotnetHost() =>
         Environment.ProcessPath is { } path && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
 
-    private static bool IsRoot()
+    public static bool IsRoot()
     {
         var uid = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
         // Uid: real effective saved filesystem.

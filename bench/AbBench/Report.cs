@@ -145,6 +145,24 @@ internal static partial class Report
         return table;
     }
 
+    /// <summary>
+    /// A section of ratios against a variant other than the baseline (a reference server, or another mode):
+    /// per case and variant, the median of the per-round ratios variant ÷ <paramref name="reference"/> (min–max).
+    /// </summary>
+    public static Section Versus(ScenarioResult result, string reference, IEnumerable<string> variants, string heading)
+    {
+        var metrics = result.Cases.SelectMany(c => c.Metrics).Where(m => m.InRatios).Distinct().ToArray();
+        var table = new Table([.. metrics.Select(m => $"{m.RatioName} ({(m.HigherIsBetter ? "higher" : "lower")} is better)").Prepend("variant").Prepend("case")]) { TextColumns = 2 };
+        foreach (var c in result.Cases)
+        {
+            foreach (var v in variants)
+            {
+                table.Add([c.Label, v, .. metrics.Select(m => c.Metrics.Contains(m) ? Fmt.Range(c.Ratio(v, reference, m), Fmt.Ratio) : "n/a")]);
+            }
+        }
+        return new Section(heading, table, []);
+    }
+
     private static Table RoundRatioTable(ScenarioResult result, CaseResult c)
     {
         var metrics = c.Metrics.Where(m => m.InRatios).ToArray();
@@ -195,7 +213,7 @@ internal static partial class Report
 
         md.AppendLine("## Variants");
         md.AppendLine();
-        var variants = new Table("name", "WebApp arguments", "startup log") { TextColumns = 3 };
+        var variants = new Table("name", "arguments", "startup log") { TextColumns = 3 };
         foreach (var v in result.Variants)
         {
             variants.Add(v.Name == result.Baseline ? v.Name + " (baseline)" : v.Name, $"`{v.Args}`",

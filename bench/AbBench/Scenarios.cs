@@ -14,11 +14,11 @@ internal static class Scenarios
     /// instrumented, optimized), with plateaus on the way that look steady, and req/s about doubles: the warm-up
     /// watches the tiered-compilation threads' CPU time rather than req/s alone.
     /// </summary>
-    private const int DefaultWarmupSeconds = 90;
+    public const int DefaultWarmupSeconds = 90;
     private const int WarmupWindowSeconds = 5;
     private const int WarmupMinSeconds = 15;
     private const double WarmupSteadyWithin = 0.03;
-    private const int RunWarmupSeconds = 3;
+    public const int RunWarmupSeconds = 3;
     private const int IdleWarmupSeconds = 2;
     private const int IdleWarmupConnections = 64;
     private static readonly TimeSpan IdleQuietBefore = TimeSpan.FromSeconds(2);
@@ -44,6 +44,8 @@ internal static class Scenarios
             "/echo", "upload.lua", [], [64]),
         "idle" => RunIdleAsync(context),
         "h2" => RunH2Async(context),
+        "static" => StaticScenario.RunAsync(context),
+        "disk" => DiskScenario.RunAsync(context),
         _ => throw new UsageException($"unknown scenario '{scenario}'."),
     };
 
@@ -57,7 +59,7 @@ internal static class Scenarios
         CheckLoadFdLimit(context, connections.Max());
 
         var result = new ScenarioResult(name, description, o.Variants);
-        result.Notes.Add($"One server process per variant for the whole scenario, all on the server CPUs, started together; each warmed up once with {WarmupWindowSeconds} s wrk windows until the runtime's tiered-compilation threads used no CPU in a window and its req/s is within {WarmupSteadyWithin:P0} of the one before, at least {Math.Min(WarmupMinSeconds, warmup)} s and at most {warmup} s");
+        result.Notes.Add(WarmupNote("wrk", warmup));
         result.Notes.Add($"{o.Rounds} round(s) per connection count, variants interleaved; each run: {RunWarmupSeconds} s warm-up with its own load (not recorded), then {o.DurationSeconds} s measured; peak RSS is the server's VmHWM so far");
         result.Notes.Add($"wrk threads: {o.LoadThreads}; connection counts: {string.Join(", ", connections)}");
         if (!latency)
@@ -69,7 +71,7 @@ internal static class Scenarios
         Metric[] metrics = latency
             ? [Metric.Rps, Metric.P50, Metric.P99, Metric.CpuPerRequest, Metric.PeakRss]
             : [Metric.Rps, Metric.CpuPerRequest, Metric.PeakRss];
-        AddServerCommands(context, result, []);
+        AddServerCommands(context, result, result.Variants, []);
         foreach (var c in connections)
         {
             var load = new WrkLoad(path, script, scriptArgs, c);
@@ -137,12 +139,16 @@ internal static class Scenarios
         return result;
     }
 
+    /// <summary>How the servers were started and warmed up, for the result's notes.</summary>
+    public static string WarmupNote(string loadTool, int warmup) =>
+        $"One server process per variant for the whole scenario, all on the server CPUs, started together; each warmed up once with {WarmupWindowSeconds} s {loadTool} windows until the runtime's tiered-compilation threads used no CPU in a window and its req/s is within {WarmupSteadyWithin:P0} of the one before, at least {Math.Min(WarmupMinSeconds, warmup)} s and at most {warmup} s";
+
     /// <summary>
     /// wrk windows with the scenario's load until the runtime has tiered up: no tiered-compilation thread used CPU
     /// in the window and its req/s is within <see cref="WarmupSteadyWithin"/> of the window before; at least
     /// <see cref="WarmupMinSeconds"/> and at most <paramref name="most"/> seconds. Returns the seconds used.
     /// </summary>
-    private static Task<int> WarmUpUntilSteadyAsync(BenchContext context, ServerProcess server, WrkLoad load, int most)
+    public static Task<int> WarmUpUntilSteadyAsync(BenchContext context, ServerProcess server, WrkLoad load, int most)
         => WarmUpUntilSteadyAsync(server, most, async window =>
         {
             var w = await Wrk.RunAsync(context, load, server.Port, window, context.Cancellation);
@@ -176,7 +182,8 @@ internal static class Scenarios
         return warmedUp;
     }
 
-    private static async Task<(Run, string?)> RunWrkOnceAsync(BenchContext context, ServerProcess server, Variant variant,
+    /// <summary>One run on a warmed-up server: a short warm-up with the run's own load, then the measured load.</summary>
+    public static async Task<(Run, string?)> RunWrkOnceAsync(BenchContext context, IServer server, Variant variant,
         WrkLoad load, int round)
     {
         var ct = context.Cancellation;
@@ -241,7 +248,7 @@ internal static class Scenarios
         var result = new ScenarioResult("idle", $"server RSS per idle keep-alive HTTP/1.1 connection, {count} connections", o.Variants);
         result.Notes.Add($"{o.Rounds} round(s); per run: a fresh server process, {warmup} s wrk warm-up at {IdleWarmupConnections} connections, {IdleQuietBefore.TotalSeconds:0} s pause, VmRSS, then the harness opens {count} connections (256 at a time), sends one GET /plaintext on each and reads the whole response, keeps them open {IdleSettle.TotalSeconds:0} s, reads VmRSS again and resets them (RST)");
         result.Notes.Add("KiB/conn = (VmRSS with the connections − VmRSS before) / connections");
-        AddServerCommands(context, result, []);
+        AddServerCommands(context, result, result.Variants, []);
         var warmLoad = new WrkLoad("/plaintext", "report.lua", [], IdleWarmupConnections);
         if (warmup > 0)
         {
@@ -306,10 +313,10 @@ internal static class Scenarios
         CheckLoadFdLimit(context, connections.Max());
 
         var result = new ScenarioResult("h2", $"HTTP/2 cleartext GET {path}, {H2Load.StreamsPerConnection} streams per connection (h2load)", o.Variants);
-        result.Notes.Add($"One server process per variant for the whole scenario, all on the server CPUs, started together; each warmed up once with {WarmupWindowSeconds} s h2load windows until the runtime's tiered-compilation threads used no CPU in a window and its req/s is within {WarmupSteadyWithin:P0} of the one before, at least {Math.Min(WarmupMinSeconds, warmup)} s and at most {warmup} s");
+        result.Notes.Add(WarmupNote("h2load", warmup));
         result.Notes.Add($"{o.Rounds} round(s) per connection count, variants interleaved; each run: h2load's own warm-up {RunWarmupSeconds} s (new connections), then its main duration {o.DurationSeconds} s; server CPU is sampled when h2load says the main duration starts and ends; peak RSS is the server's VmHWM so far");
         result.Notes.Add("Latency is h2load's mean time for request: h2load gives no percentiles, so there is no p99");
-        AddServerCommands(context, result, Http2Args);
+        AddServerCommands(context, result, result.Variants, Http2Args);
         foreach (var c in connections)
         {
             result.Commands.Add(H2Load.DisplayCommand(context, path, c, o.DurationSeconds, RunWarmupSeconds) + "   # each run");
@@ -418,7 +425,7 @@ internal static class Scenarios
     }
 
     /// <summary>Runs one measured run; a failure names the run it happened in.</summary>
-    private static async Task<T> Labelled<T>(string label, Func<Task<T>> run)
+    public static async Task<T> Labelled<T>(string label, Func<Task<T>> run)
     {
         try
         {
@@ -430,15 +437,15 @@ internal static class Scenarios
         }
     }
 
-    private static void AddServerCommands(BenchContext context, ScenarioResult result, string[] extraArgs)
+    public static void AddServerCommands(BenchContext context, ScenarioResult result, IEnumerable<Variant> variants, string[] extraArgs)
     {
-        foreach (var v in result.Variants)
+        foreach (var v in variants)
         {
             result.Commands.Add(ServerProcess.DisplayCommand(context, [.. v.ArgList, .. extraArgs]) + $"   # {v.Name}");
         }
     }
 
-    private static void CheckLoadFdLimit(BenchContext context, int connections)
+    public static void CheckLoadFdLimit(BenchContext context, int connections)
     {
         var limits = FdLimits.Read();
         if (context.LoadNoFileLimit < connections + 100 || limits.Soft < connections + 200)
@@ -448,47 +455,19 @@ internal static class Scenarios
         }
     }
 
-    private static void PrintPlan(BenchContext context, ScenarioResult result, int runs, int secondsPerRun)
+    public static void PrintPlan(BenchContext context, ScenarioResult result, int runs, int secondsPerRun)
     {
         var o = context.Options;
         Console.WriteLine();
         Console.WriteLine($"=== {result.Name}: {result.Description}");
-        Console.WriteLine($"    variants: {string.Join(", ", o.Variants.Select(v => $"{v.Name} [{v.Args}]"))}; baseline {o.Variants[0].Name}");
+        Console.WriteLine($"    variants: {string.Join(", ", result.Variants.Select(v => $"{v.Name} [{v.Args}]"))}; baseline {result.Baseline}");
         Console.WriteLine($"    {runs} runs, about {TimeSpan.FromSeconds(runs * secondsPerRun):h\\:mm\\:ss}; server on CPU {o.ServerCpus}, load on CPU {o.ClientCpus}");
     }
 
-    private static void PrintRun(string label, CaseResult results, Run run, string? problem)
+    public static void PrintRun(string label, CaseResult results, Run run, string? problem)
     {
         var figures = string.Join("  ", results.Metrics.Select(m => $"{m.Header} {m.Format(run.Values[m.Key])}"));
         Console.WriteLine($"  {label,-40} {figures}{(problem is null ? "" : $"  <-- {problem}")}");
-    }
-
-    /// <summary>Bad runs: at once a <see cref="RefusedException"/>, or with --keep-going collected to the end.</summary>
-    private sealed class Refusals(bool keepGoing)
-    {
-        private readonly List<string> _bad = [];
-
-        public void Check(string label, string? problem)
-        {
-            if (problem is null)
-            {
-                return;
-            }
-            var message = $"{label}: {problem}";
-            if (!keepGoing)
-            {
-                throw new RefusedException(message);
-            }
-            _bad.Add(message);
-        }
-
-        public void ThrowIfAny()
-        {
-            if (_bad.Count > 0)
-            {
-                throw new RefusedException($"{_bad.Count} run(s) had errors:\n  " + string.Join("\n  ", _bad));
-            }
-        }
     }
 }
 

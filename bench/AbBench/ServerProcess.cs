@@ -9,7 +9,7 @@ namespace AbBench;
 /// One run's samples/WebApp server: <c>taskset -c CPUS dotnet WebApp.dll ARGS --urls http://127.0.0.1:PORT</c>.
 /// taskset execs dotnet, so the process id is the server's and its /proc entries are the server's.
 /// </summary>
-internal sealed class ServerProcess : IAsyncDisposable
+internal sealed class ServerProcess : IServer
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
@@ -70,14 +70,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>utime + stime of the whole server process, in clock ticks.</summary>
-    public long ReadCpuTicks()
-    {
-        var stat = ReadProc("stat");
-        // The command name in parentheses may hold spaces; the fields after it start with field 3 (state).
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-    }
+    public long ReadCpuTicks() => ProcFiles.CpuTicks(ReadProc("stat"));
 
     /// <summary>
     /// CPU ticks of the runtime's tiered-compilation worker threads, by thread id (none while the runtime has
@@ -103,10 +96,8 @@ internal sealed class ServerProcess : IAsyncDisposable
                 {
                     continue;
                 }
-                var stat = File.ReadAllText(Path.Combine(task, "stat"));
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
                 ticks[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] =
-                    long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                    ProcFiles.CpuTicks(File.ReadAllText(Path.Combine(task, "stat")));
             }
             catch (IOException)
             {
@@ -116,18 +107,8 @@ internal sealed class ServerProcess : IAsyncDisposable
         return ticks;
     }
 
-    /// <summary>A "kB" field of /proc/PID/status, such as VmRSS or VmHWM, in KiB.</summary>
-    public long ReadStatusKiB(string field)
-    {
-        foreach (var line in ReadProc("status").Split('\n'))
-        {
-            if (line.StartsWith(field + ":", StringComparison.Ordinal))
-            {
-                return long.Parse(line[(field.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
-            }
-        }
-        throw new BenchException($"/proc/{Pid}/status has no {field} line.");
-    }
+    public long ReadStatusKiB(string field) =>
+        ProcFiles.StatusKiB(ReadProc("status"), field) ?? throw new BenchException($"/proc/{Pid}/status has no {field} line.");
 
     /// <summary>Stops the server: SIGTERM, then a kill if it has not exited within 10 s.</summary>
     public async Task StopAsync()
@@ -139,29 +120,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         _stopped = true;
         try
         {
-            if (_process.HasExited)
-            {
-                return;
-            }
-            var term = await Processes.TryReadAsync("kill", ["-TERM", Pid.ToString(CultureInfo.InvariantCulture)], CancellationToken.None);
-            using var deadline = new CancellationTokenSource(term is null ? TimeSpan.Zero : StopTimeout);
-            try
-            {
-                await _process.WaitForExitAsync(deadline.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                Processes.KillQuietly(_process);
-                using var killDeadline = new CancellationTokenSource(StopTimeout);
-                try
-                {
-                    await _process.WaitForExitAsync(killDeadline.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    Console.Error.WriteLine($"warning: the server (pid {Pid}) did not exit after SIGKILL within {StopTimeout.TotalSeconds:0} s.");
-                }
-            }
+            await Processes.TerminateAsync(_process, StopTimeout);
         }
         finally
         {
@@ -198,8 +157,16 @@ internal sealed class ServerProcess : IAsyncDisposable
         var at = line.IndexOf("Transport: ", StringComparison.Ordinal);
         if (at >= 0 && StartupLine is null)
         {
-            // Only "Transport: X; inline scheduling: Y": the rest names a folder on this machine.
-            StartupLine = string.Join(';', line[at..].Split(';').Take(2));
+            // "Transport: X; inline scheduling: Y; static files: --static Z, served by M", without the folder the
+            // line ends with: it names a place on this machine (a temporary one in the static and disk scenarios).
+            var parts = line[at..].Split(';');
+            var kept = parts.Take(2).ToList();
+            if (parts.Length > 2 && parts[2].StartsWith(" static files: ", StringComparison.Ordinal)
+                && parts[2].IndexOf(" from ", StringComparison.Ordinal) is var from and > 0)
+            {
+                kept.Add(parts[2][..from]);
+            }
+            StartupLine = string.Join(';', kept);
         }
     }
 
@@ -267,7 +234,8 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
+    /// <summary>A TCP port on 127.0.0.1 that nothing listens on right now.</summary>
+    public static int FreePort()
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -31,6 +31,14 @@ internal sealed record Metric(string Key, string Header, Func<double, string> Fo
     public static readonly Metric KiBPerConnection = new("kib", "KiB/conn", Fmt.Fixed2, HigherIsBetter: false, InRatios: true, InChart: true, ShowRange: true);
     public static readonly Metric RssBefore = new("rss0", "RSS before", Fmt.MiB, HigherIsBetter: false, InRatios: false, InChart: false);
     public static readonly Metric RssAfter = new("rss1", "RSS with conns", Fmt.MiB, HigherIsBetter: false, InRatios: false, InChart: false);
+
+    // The disk scenario's two loads at once: a hot file that is always cached, and random files from a cold set.
+    public static readonly Metric HotRps = new("hot", "hot req/s", Fmt.Count, HigherIsBetter: true, InRatios: true, InChart: true, ShowRange: true);
+    public static readonly Metric HotP50 = new("hot50", "hot p50", Fmt.Latency, HigherIsBetter: false, InRatios: false, InChart: false);
+    public static readonly Metric HotP99 = new("hot99", "hot p99", Fmt.Latency, HigherIsBetter: false, InRatios: true, InChart: false);
+    public static readonly Metric ColdRps = new("cold", "cold files/s", Fmt.Count, HigherIsBetter: true, InRatios: true, InChart: true, ShowRange: true);
+    public static readonly Metric ColdErrors = new("coldErrors", "cold errors", Fmt.Count, HigherIsBetter: false, InRatios: false, InChart: false);
+    public static readonly Metric TotalRps = new("total", "total req/s", Fmt.Count, HigherIsBetter: true, InRatios: true, InChart: true, ShowRange: true);
 }
 
 /// <summary>One measured run: which variant, which round, its figures (by metric key) and raw details.</summary>

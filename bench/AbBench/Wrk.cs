@@ -3,32 +3,54 @@ using System.Globalization;
 namespace AbBench;
 
 /// <summary>What one wrk load is: the request path, the Lua script (in scripts/) with its arguments, the connections.</summary>
-internal sealed record WrkLoad(string Path, string Script, IReadOnlyList<string> ScriptArgs, int Connections);
+internal sealed record WrkLoad(string Path, string Script, IReadOnlyList<string> ScriptArgs, int Connections)
+{
+    /// <summary>
+    /// wrk's --timeout in seconds; null keeps wrk's 2 s. wrk also drops the latency of a response slower than
+    /// its timeout, so a load whose tail may be seconds long (a disk-bound server) needs a longer one.
+    /// </summary>
+    public int? TimeoutSeconds { get; init; }
+
+    /// <summary>
+    /// The body size every response must carry (a static file), or null. wrk does not look at bodies: a run whose
+    /// bytes read per completed response fall below this served something shorter than the file.
+    /// </summary>
+    public long? BodyBytes { get; init; }
+}
 
 /// <summary>The ABRESULT line that the scripts' done() prints.</summary>
 internal sealed record WrkResult(
     long Requests, long DurationUs, long ConnectErrors, long ReadErrors, long WriteErrors, long StatusErrors,
-    long TimeoutErrors, double P50Us, double P99Us, double MeanUs)
+    long TimeoutErrors, double P50Us, double P99Us, double MeanUs, long Bytes, long? BodyBytes)
 {
     public double RequestsPerSecond => DurationUs > 0 ? Requests / (DurationUs / 1e6) : 0;
 
     public long SocketErrors => ConnectErrors + ReadErrors + WriteErrors + TimeoutErrors;
 
-    /// <summary>What went wrong in the run, or null if nothing did. wrk counts every status >= 400 as a status error.</summary>
-    public string? Problem()
+    /// <summary>
+    /// What went wrong in the run, or null if nothing did. wrk counts every status >= 400 as a status error.
+    /// Without <paramref name="socketErrors"/>, connect, read, write and timeout errors are left to the caller to
+    /// report: a disk-bound server is expected to time some requests out.
+    /// </summary>
+    public string? Problem(bool socketErrors = true)
     {
         var problems = new List<string>();
         if (Requests == 0)
         {
             problems.Add("no request completed");
         }
-        if (SocketErrors > 0)
+        if (socketErrors && SocketErrors > 0)
         {
             problems.Add($"socket errors: connect {ConnectErrors}, read {ReadErrors}, write {WriteErrors}, timeout {TimeoutErrors}");
         }
         if (StatusErrors > 0)
         {
             problems.Add($"{StatusErrors} non-2xx responses (status >= 400)");
+        }
+        // wrk's byte count also holds the responses cut off at the end, so only a shortfall says something.
+        if (BodyBytes is { } body && Requests > 0 && Bytes < Requests * body)
+        {
+            problems.Add($"{Bytes / Requests:N0} bytes read per response, less than the file's {body:N0}");
         }
         return problems.Count == 0 ? null : string.Join("; ", problems);
     }
@@ -42,6 +64,7 @@ internal static class Wrk
         "-c", context.Options.ClientCpus,
         "prlimit", $"--nofile={context.LoadNoFileLimit}:{context.LoadNoFileLimit}",
         "wrk", $"-t{context.Options.LoadThreads}", $"-c{load.Connections}", $"-d{seconds}s", "--latency",
+        .. load.TimeoutSeconds is { } timeout ? (string[])["--timeout", $"{timeout}s"] : [],
         "-s", scriptPath, url,
         .. load.ScriptArgs.Count > 0 ? ["--", .. load.ScriptArgs] : Array.Empty<string>(),
     ];
@@ -53,7 +76,7 @@ internal static class Wrk
     public static async Task<WrkResult> RunAsync(BenchContext context, WrkLoad load, int port, int seconds, CancellationToken cancellation)
     {
         var args = Arguments(context, load, Path.Combine(context.ScriptsDir, load.Script), $"http://127.0.0.1:{port}{load.Path}", seconds);
-        var output = await Processes.RunAsync("taskset", args, TimeSpan.FromSeconds(seconds + 60), cancellation);
+        var output = await Processes.RunAsync("taskset", args, TimeSpan.FromSeconds(seconds + (load.TimeoutSeconds ?? 0) + 60), cancellation);
         var line = output.StdOut.Split('\n').FirstOrDefault(l => l.StartsWith("ABRESULT ", StringComparison.Ordinal));
         if (output.ExitCode != 0 || line is null)
         {
@@ -69,6 +92,7 @@ internal static class Wrk
         long Count(string key) => (long)values[key];
         return new WrkResult(
             Count("requests"), Count("duration_us"), Count("errors_connect"), Count("errors_read"), Count("errors_write"),
-            Count("errors_status"), Count("errors_timeout"), values["p50_us"], values["p99_us"], values["mean_us"]);
+            Count("errors_status"), Count("errors_timeout"), values["p50_us"], values["p99_us"], values["mean_us"],
+            Count("bytes"), load.BodyBytes);
     }
 }

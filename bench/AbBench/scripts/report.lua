@@ -5,7 +5,7 @@
 function done(summary, latency, requests)
    local e = summary.errors
    io.write(string.format(
-      "ABRESULT requests=%d duration_us=%d errors_connect=%d errors_read=%d errors_write=%d errors_status=%d errors_timeout=%d p50_us=%d p99_us=%d mean_us=%d max_us=%d\n",
-      summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+      "ABRESULT requests=%d bytes=%d duration_us=%d errors_connect=%d errors_read=%d errors_write=%d errors_status=%d errors_timeout=%d p50_us=%d p99_us=%d mean_us=%d max_us=%d\n",
+      summary.requests, summary.bytes, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
       latency:percentile(50), latency:percentile(99), latency.mean, latency.max))
 end
