@@ -255,11 +255,15 @@ internal sealed partial class AmpedFileServer : IDisposable
     private async ValueTask<OpenedFile?> OpenAsync(EpollLoop loop, string relative, CancellationToken aborted)
     {
         Interlocked.Increment(ref _lookups);
-        var job = new OpenFileJob(_calls, _rootFd, relative);
         if (_helpers is null)
         {
-            return job.ExecuteHere();
+            return new OpenFileJob(_calls, _rootFd, relative).ExecuteHere();
         }
+        if (OpenFileJob.TryOpenCached(_calls, _rootFd, relative, out var cached))
+        {
+            return cached;
+        }
+        var job = new OpenFileJob(_calls, _rootFd, relative);
         if (!_helpers.TryPost(job, DiskQueue.Metadata, loop, aborted, out var completion))
         {
             return null;

@@ -12,7 +12,13 @@ internal interface IFileCalls
 
     FileResult StatFd(int fd, out Statx statx);
 
-    /// <summary>Page-cache data only; EAGAIN otherwise. The one call made on the loop.</summary>
+    /// <summary>An open from the dentry cache only; EAGAIN otherwise. Made on the loop.</summary>
+    FileResult OpenBeneathCached(int rootFd, string relativePath);
+
+    /// <summary>A statx from what the kernel holds, without asking a network file system's server. Made on the loop.</summary>
+    FileResult StatFdCached(int fd, out Statx statx);
+
+    /// <summary>Page-cache data only; EAGAIN otherwise. Made on the loop.</summary>
     FileResult ReadNoWait(int fd, Span<byte> buffer, long offset);
 
     FileResult Read(int fd, Span<byte> buffer, long offset);
@@ -28,6 +34,10 @@ internal sealed class LinuxFileCalls : IFileCalls
     public FileResult OpenBeneath(int rootFd, string relativePath) => FileInterop.OpenBeneath(rootFd, relativePath);
 
     public FileResult StatFd(int fd, out Statx statx) => FileInterop.StatFd(fd, out statx);
+
+    public FileResult OpenBeneathCached(int rootFd, string relativePath) => FileInterop.OpenBeneathCached(rootFd, relativePath);
+
+    public FileResult StatFdCached(int fd, out Statx statx) => FileInterop.StatFdCached(fd, out statx);
 
     public FileResult ReadNoWait(int fd, Span<byte> buffer, long offset) => FileInterop.ReadNoWait(fd, buffer, offset);
 

@@ -12,6 +12,7 @@ internal static unsafe partial class FileInterop
     public const int AT_SYMLINK_NOFOLLOW = 0x100;
     public const int AT_EMPTY_PATH = 0x1000;
     public const int AT_STATX_SYNC_AS_STAT = 0x0000;
+    public const int AT_STATX_DONT_SYNC = 0x4000;
 
     // linux/stat.h
     public const uint STATX_BASIC_STATS = 0x7ff;
@@ -23,6 +24,7 @@ internal static unsafe partial class FileInterop
     // asm-generic/fcntl.h (octal there: O_NOCTTY 00000400, O_CLOEXEC 02000000), shared by x86-64 and arm64.
     public const int O_RDONLY = 0;
     public const int O_NOCTTY = 0x100;
+    public const int O_NONBLOCK = 0x800;
     public const int O_CLOEXEC = 0x80000;
 
     /// <summary>
@@ -34,6 +36,7 @@ internal static unsafe partial class FileInterop
     // linux/openat2.h
     public const ulong RESOLVE_NO_MAGICLINKS = 0x02;
     public const ulong RESOLVE_BENEATH = 0x08;
+    public const ulong RESOLVE_CACHED = 0x20;
 
     // linux/fs.h
     public const int RWF_NOWAIT = 0x08;
@@ -63,14 +66,13 @@ internal static unsafe partial class FileInterop
     }
 
     /// <summary>statx of an open fd (AT_EMPTY_PATH: the empty path names <paramref name="fd"/> itself).</summary>
-    public static FileResult StatFd(int fd, out Statx statx)
-    {
-        statx = default;
-        fixed (Statx* buffer = &statx)
-        {
-            return FileResult.FromReturn(statx_(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, buffer));
-        }
-    }
+    public static FileResult StatFd(int fd, out Statx statx) => StatFdHow(fd, AT_STATX_SYNC_AS_STAT, out statx);
+
+    /// <summary>
+    /// <see cref="StatFd"/> from what the kernel holds (AT_STATX_DONT_SYNC): a network file system
+    /// does not ask its server. For an fd just opened by <see cref="OpenBeneathCached"/>.
+    /// </summary>
+    public static FileResult StatFdCached(int fd, out Statx statx) => StatFdHow(fd, AT_STATX_DONT_SYNC, out statx);
 
     /// <summary>Opens the root directory, whose fd <see cref="OpenBeneath"/> resolves paths under.</summary>
     public static FileResult OpenDirectory(string absolutePath)
@@ -84,7 +86,16 @@ internal static unsafe partial class FileInterop
     /// and a symlink that leaves the root (any absolute symlink included) fail with EXDEV; /proc magic links fail
     /// with ELOOP. ENOSYS means a kernel before 5.6 (or a seccomp filter that does not know openat2).
     /// </summary>
-    public static FileResult OpenBeneath(int rootFd, string relativePath)
+    public static FileResult OpenBeneath(int rootFd, string relativePath) => OpenBeneathHow(rootFd, relativePath, cachedOnly: false);
+
+    /// <summary>
+    /// <see cref="OpenBeneath"/> from the dentry cache only (RESOLVE_CACHED, Linux 5.12): EAGAIN when a
+    /// step of the walk is not cached and would have to read the disk, instead of waiting for it; EINVAL from a
+    /// kernel that does not know the flag. A cached "no such file" (a negative dentry) answers ENOENT at once.
+    /// </summary>
+    public static FileResult OpenBeneathCached(int rootFd, string relativePath) => OpenBeneathHow(rootFd, relativePath, cachedOnly: true);
+
+    private static FileResult OpenBeneathHow(int rootFd, string relativePath, bool cachedOnly)
     {
         if (HasNul(relativePath))
         {
@@ -92,9 +103,16 @@ internal static unsafe partial class FileInterop
         }
         var how = new OpenHow
         {
-            flags = (ulong)(O_RDONLY | O_CLOEXEC | O_NOCTTY),
-            resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+            // O_NONBLOCK: opening a FIFO (or a device) someone left under the root must not wait for a writer; it
+            // is refused as not a regular file right after. Reads of regular files ignore the flag.
+            flags = (ulong)(O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK),
+            resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | (cachedOnly ? RESOLVE_CACHED : 0),
         };
+        if (cachedOnly)
+        {
+            // EAGAIN here means "not cached": the helper's full walk (below) retries the rename race itself.
+            return FileResult.FromReturn(syscall(SYS_openat2, rootFd, relativePath, &how, (nuint)sizeof(OpenHow)));
+        }
         // openat2(2): with RESOLVE_BENEATH the kernel answers EAGAIN when a rename or mount raced with a ".."
         // step and it cannot prove the walk stayed under the root; the call is meant to be retried.
         const int Attempts = 3;
@@ -143,6 +161,15 @@ internal static unsafe partial class FileInterop
     /// has no write-back error to report.
     /// </summary>
     public static void Close(int fd) => close(fd);
+
+    private static FileResult StatFdHow(int fd, int sync, out Statx statx)
+    {
+        statx = default;
+        fixed (Statx* buffer = &statx)
+        {
+            return FileResult.FromReturn(statx_(fd, "", AT_EMPTY_PATH | sync, STATX_BASIC_STATS, buffer));
+        }
+    }
 
     // A NUL would end the C string early and name another file; no file can have such a name.
     private static bool HasNul(string path) => path.Contains('\0', StringComparison.Ordinal);

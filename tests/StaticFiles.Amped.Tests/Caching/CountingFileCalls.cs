@@ -3,7 +3,7 @@ using StaticFiles.Amped.Interop;
 
 namespace StaticFiles.Amped.Tests.Caching;
 
-/// <summary>The real file calls, counted: what a request costs in system calls, and which fds were closed.</summary>
+/// <summary>The real file calls, counted: what a request costs in system calls (a cached open or stat counts as one).</summary>
 internal sealed class CountingFileCalls : IFileCalls
 {
     private readonly IFileCalls _real = LinuxFileCalls.Instance;
@@ -36,6 +36,18 @@ internal sealed class CountingFileCalls : IFileCalls
     {
         Interlocked.Increment(ref _stats);
         return _real.StatFd(fd, out statx);
+    }
+
+    public FileResult OpenBeneathCached(int rootFd, string relativePath)
+    {
+        Interlocked.Increment(ref _opens);
+        return _real.OpenBeneathCached(rootFd, relativePath);
+    }
+
+    public FileResult StatFdCached(int fd, out Statx statx)
+    {
+        Interlocked.Increment(ref _stats);
+        return _real.StatFdCached(fd, out statx);
     }
 
     public FileResult ReadNoWait(int fd, Span<byte> buffer, long offset)

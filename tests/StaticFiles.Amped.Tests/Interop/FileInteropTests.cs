@@ -240,6 +240,45 @@ public sealed class FileInteropTests : IDisposable
     }
 
     [Fact]
+    public void OpenBeneathCachedOpensAFileWhoseWalkTheKernelHasCached()
+    {
+        var root = OpenRoot();
+        OpenFile("sub/file.txt");
+
+        var result = FileInterop.OpenBeneathCached(root, "sub/file.txt");
+        Assert.True(result.IsSuccess, result.ToString());
+        _fds.Add(result.IntValue);
+        var stat = FileInterop.StatFdCached(result.IntValue, out var statx);
+
+        Assert.True(stat.IsSuccess, stat.ToString());
+        Assert.Equal((ulong)Contents.Length, statx.stx_size);
+    }
+
+    [Fact]
+    public void OpenBeneathCachedAnswersACachedMissAtOnce()
+    {
+        var root = OpenRoot();
+        Assert.Equal(FileResult.ENOENT, FileInterop.OpenBeneath(root, "sub/missing.txt").Errno);
+
+        Assert.Equal(FileResult.ENOENT, FileInterop.OpenBeneathCached(root, "sub/missing.txt").Errno);
+    }
+
+    [Theory]
+    [InlineData("../outside.txt")]
+    [InlineData("sub/../../outside.txt")]
+    [InlineData("/etc/hostname")]
+    public void OpenBeneathCachedNeverOpensAPathThatLeavesTheRoot(string path)
+    {
+        Assert.Equal(Secret, File.ReadAllBytes(_outside));
+
+        var result = FileInterop.OpenBeneathCached(OpenRoot(), path);
+
+        // EXDEV, or EAGAIN when the kernel will only decide a ".." step on the full walk; never the file.
+        Assert.False(result.IsSuccess);
+        Assert.Contains(result.Errno, new[] { FileResult.EXDEV, FileResult.EAGAIN });
+    }
+
+    [Fact]
     public void CloseReleasesAValidFd()
     {
         var fd = FileInterop.OpenBeneath(OpenRoot(), "sub/file.txt");

@@ -90,16 +90,14 @@ public sealed class SlowDiskTests : IDisposable
         public void Dispose() => _released.Dispose();
 
         public FileResult OpenBeneath(int rootFd, string relativePath)
-        {
-            var result = LinuxFileCalls.Instance.OpenBeneath(rootFd, relativePath);
-            if (result.IsSuccess && relativePath == slowName)
-            {
-                Volatile.Write(ref _slowFd, result.IntValue);
-            }
-            return result;
-        }
+            => NoteSlowFd(relativePath, LinuxFileCalls.Instance.OpenBeneath(rootFd, relativePath));
+
+        public FileResult OpenBeneathCached(int rootFd, string relativePath)
+            => NoteSlowFd(relativePath, LinuxFileCalls.Instance.OpenBeneathCached(rootFd, relativePath));
 
         public FileResult StatFd(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFd(fd, out statx);
+
+        public FileResult StatFdCached(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFdCached(fd, out statx);
 
         public FileResult ReadNoWait(int fd, Span<byte> buffer, long offset)
             => fd == Volatile.Read(ref _slowFd) ? FileResult.FromErrno(FileResult.EAGAIN) : LinuxFileCalls.Instance.ReadNoWait(fd, buffer, offset);
@@ -116,5 +114,14 @@ public sealed class SlowDiskTests : IDisposable
         }
 
         public void Close(int fd) => LinuxFileCalls.Instance.Close(fd);
+
+        private FileResult NoteSlowFd(string relativePath, FileResult opened)
+        {
+            if (opened.IsSuccess && relativePath == slowName)
+            {
+                Volatile.Write(ref _slowFd, opened.IntValue);
+            }
+            return opened;
+        }
     }
 }

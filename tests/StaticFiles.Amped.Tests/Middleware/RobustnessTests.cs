@@ -9,6 +9,25 @@ public sealed class RobustnessTests : SiteTests
 
     [Theory]
     [MemberData(nameof(Modes))]
+    public async Task AFifoUnderTheRootFallsThroughWithoutWaitingForAWriter(AmpedMode mode)
+    {
+        // A blocking open of a FIFO waits until someone opens it for writing: here, forever.
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", Site.PathOf("pipe.txt")))
+        {
+            await mkfifo.WaitForExitAsync().WaitAsync(WaitLimit);
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+        var server = await Site.StartAsync(mode);
+
+        using var response = await server.GetAsync("/pipe.txt").WaitAsync(WaitLimit);
+        using var after = await server.GetAsync("/css/site.css").WaitAsync(WaitLimit);
+
+        Assert.True(response.FellThrough());
+        Assert.Equal(StaticSite.SiteCss, await after.BodyAsync());
+    }
+
+    [Theory]
+    [MemberData(nameof(Modes))]
     public async Task ConcurrentRequestsAreEachServedByteExact(AmpedMode mode)
     {
         // Few helpers, so that requests queue behind each other.
