@@ -10,27 +10,19 @@ namespace AbBench;
 /// log, pinned to the server CPUs like the .NET servers: <c>taskset -c CPUS nginx -c CONF -p DIR -e LOG</c>.
 /// taskset execs nginx, so the process id is nginx's own.
 /// </summary>
-internal sealed class NginxServer : IServer
+internal sealed class NginxServer : ServedProcess
 {
     public const string VariantName = "nginx";
 
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
 
-    private readonly Process _process;
     private readonly string _errorLog;
-    private bool _stopped;
 
     private NginxServer(Process process, int port, string errorLog)
+        : base(process, port)
     {
-        _process = process;
-        Port = port;
         _errorLog = errorLog;
     }
-
-    public int Port { get; }
-
-    public int Pid => _process.Id;
 
     /// <summary>/usr/sbin/nginx, else nginx on PATH; null if there is none.</summary>
     public static string? Find() => File.Exists("/usr/sbin/nginx") ? "/usr/sbin/nginx" : Processes.FindOnPath("nginx");
@@ -108,39 +100,16 @@ internal sealed class NginxServer : IServer
         }
     }
 
-    public long ReadCpuTicks() => ProcFiles.CpuTicks(ReadProc("stat"));
-
-    public long ReadStatusKiB(string field) =>
-        ProcFiles.StatusKiB(ReadProc("status"), field) ?? throw new BenchException($"/proc/{Pid}/status has no {field} line.");
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_stopped)
-        {
-            return;
-        }
-        _stopped = true;
-        try
-        {
-            await Processes.TerminateAsync(_process, StopTimeout);
-        }
-        finally
-        {
-            Processes.Forget(_process);
-            _process.Dispose();
-        }
-    }
-
     private async Task WaitUntilListeningAsync(string executable, CancellationToken cancellation)
     {
         var started = Stopwatch.StartNew();
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
-            if (_process.HasExited)
+            if (Process.HasExited)
             {
-                await _process.WaitForExitAsync(cancellation);
-                throw new BenchException($"nginx exited with code {_process.ExitCode} before it listened. Its error log:\n{ErrorLogTail()}");
+                await Process.WaitForExitAsync(cancellation);
+                throw new BenchException($"nginx exited with code {Process.ExitCode} before it listened. Its error log:\n{ErrorLogTail()}");
             }
             try
             {
@@ -178,17 +147,8 @@ internal sealed class NginxServer : IServer
         }
     }
 
-    private string ReadProc(string name)
-    {
-        try
-        {
-            return File.ReadAllText($"/proc/{Pid}/{name}");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BenchException($"nginx (pid {Pid}) is gone: {e.Message}. Its error log:\n{ErrorLogTail()}");
-        }
-    }
+    protected override string GoneMessage(string error) =>
+        $"nginx (pid {Pid}) is gone: {error}. Its error log:\n{ErrorLogTail()}";
 
     /// <summary>The version nginx prints (to stderr), e.g. "nginx/1.22.1", for the results.</summary>
     public static async Task<string> VersionAsync(string executable, CancellationToken ct)

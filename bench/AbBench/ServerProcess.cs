@@ -9,27 +9,19 @@ namespace AbBench;
 /// One run's samples/WebApp server: <c>taskset -c CPUS dotnet WebApp.dll ARGS --urls http://127.0.0.1:PORT</c>.
 /// taskset execs dotnet, so the process id is the server's and its /proc entries are the server's.
 /// </summary>
-internal sealed class ServerProcess : IServer
+internal sealed class ServerProcess : ServedProcess
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
 
-    private readonly Process _process;
     private readonly Queue<string> _output = new();
-    private bool _stopped;
 
     private readonly string _appPath;
 
     private ServerProcess(Process process, int port, string appPath)
+        : base(process, port)
     {
-        _process = process;
-        Port = port;
         _appPath = appPath;
     }
-
-    public int Port { get; }
-
-    public int Pid => _process.Id;
 
     /// <summary>The sample's own startup line, e.g. "Transport: epoll; inline scheduling: on", once logged.</summary>
     public string? StartupLine { get; private set; }
@@ -54,10 +46,10 @@ internal sealed class ServerProcess : IServer
         }
 
         var server = new ServerProcess(Processes.Start(startInfo), port, context.AppPath);
-        server._process.OutputDataReceived += (_, e) => server.Keep(e.Data);
-        server._process.ErrorDataReceived += (_, e) => server.Keep(e.Data);
-        server._process.BeginOutputReadLine();
-        server._process.BeginErrorReadLine();
+        server.Process.OutputDataReceived += (_, e) => server.Keep(e.Data);
+        server.Process.ErrorDataReceived += (_, e) => server.Keep(e.Data);
+        server.Process.BeginOutputReadLine();
+        server.Process.BeginErrorReadLine();
         try
         {
             await server.WaitUntilReadyAsync(http2, cancellation);
@@ -69,8 +61,6 @@ internal sealed class ServerProcess : IServer
             throw;
         }
     }
-
-    public long ReadCpuTicks() => ProcFiles.CpuTicks(ReadProc("stat"));
 
     /// <summary>
     /// CPU ticks of the runtime's tiered-compilation worker threads, by thread id (none while the runtime has
@@ -106,30 +96,6 @@ internal sealed class ServerProcess : IServer
         }
         return ticks;
     }
-
-    public long ReadStatusKiB(string field) =>
-        ProcFiles.StatusKiB(ReadProc("status"), field) ?? throw new BenchException($"/proc/{Pid}/status has no {field} line.");
-
-    /// <summary>Stops the server: SIGTERM, then a kill if it has not exited within 10 s.</summary>
-    public async Task StopAsync()
-    {
-        if (_stopped)
-        {
-            return;
-        }
-        _stopped = true;
-        try
-        {
-            await Processes.TerminateAsync(_process, StopTimeout);
-        }
-        finally
-        {
-            Processes.Forget(_process);
-            _process.Dispose();
-        }
-    }
-
-    public async ValueTask DisposeAsync() => await StopAsync();
 
     /// <summary>The last lines the server printed.</summary>
     public string OutputTail()
@@ -180,10 +146,10 @@ internal sealed class ServerProcess : IServer
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
-            if (_process.HasExited)
+            if (Process.HasExited)
             {
-                await _process.WaitForExitAsync(cancellation);
-                throw new BenchException($"the server exited with code {_process.ExitCode} before it answered GET /plaintext. Its output:\n{OutputTail()}");
+                await Process.WaitForExitAsync(cancellation);
+                throw new BenchException($"the server exited with code {Process.ExitCode} before it answered GET /plaintext. Its output:\n{OutputTail()}");
             }
             try
             {
@@ -222,17 +188,8 @@ internal sealed class ServerProcess : IServer
         }
     }
 
-    private string ReadProc(string name)
-    {
-        try
-        {
-            return File.ReadAllText($"/proc/{Pid}/{name}");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BenchException($"the server (pid {Pid}) is gone: {e.Message}. Its output:\n{OutputTail()}");
-        }
-    }
+    protected override string GoneMessage(string error) =>
+        $"the server (pid {Pid}) is gone: {error}. Its output:\n{OutputTail()}";
 
     /// <summary>A TCP port on 127.0.0.1 that nothing listens on right now.</summary>
     public static int FreePort()
