@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using EpollTransport;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.StaticFiles;
@@ -128,7 +129,11 @@ internal sealed partial class AmpedFileServer
     private async ValueTask<bool> SendAsync(HttpContext context, CachedPath entry, CachedFile file, long offset, long count)
     {
         var content = file.Content;
-        if (content is null && _files is not null && _files.WantsContent(entry, file))
+        if (content is not null)
+        {
+            _metrics.ContentHit();
+        }
+        else if (_files is not null && _files.WantsContent(entry, file))
         {
             content = await LoadContentAsync(context, entry, file);
         }
@@ -232,15 +237,22 @@ internal sealed partial class AmpedFileServer
         var cached = _calls.ReadNoWait(fd, memory.Span, offset);
         if (cached.IsSuccess || !(cached.WouldBlock || cached.Errno == FileResult.EOPNOTSUPP))
         {
+            if (cached.IsSuccess)
+            {
+                _metrics.ReadNoWait();
+            }
             return cached;
         }
 
         using var job = new ReadFileJob(_calls, fd, memory.Length, offset);
+        var posted = Stopwatch.GetTimestamp();
         if (!_helpers.TryPost(job, DiskQueue.Data, loop, aborted, out var completion))
         {
+            _metrics.Refused();
             return FileResult.FromErrno(FileResult.EAGAIN);
         }
         var read = await completion;
+        _metrics.HelperJob(DiskQueue.Data, Stopwatch.GetElapsedTime(posted));
         if (read.IsSuccess)
         {
             // Back on the loop, which owns the response's memory again.

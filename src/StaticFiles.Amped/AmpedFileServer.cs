@@ -1,7 +1,10 @@
 using EpollTransport;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using StaticFiles.Amped.Caching;
+using StaticFiles.Amped.Diagnostics;
 using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Interop;
 using StaticFiles.Amped.Paths;
@@ -27,9 +30,10 @@ internal sealed partial class AmpedFileServer : IDisposable
     private readonly MissCache? _misses;
     private readonly FileCache? _files;
     private readonly IFileCalls _calls;
+    private readonly AmpedMetrics _metrics;
     private long _lookups;
 
-    public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger, IFileCalls? calls = null)
+    public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger, IFileCalls? calls = null, IMeterFactory? meterFactory = null)
     {
         _options = options;
         _calls = calls ?? LinuxFileCalls.Instance;
@@ -57,6 +61,9 @@ internal sealed partial class AmpedFileServer : IDisposable
         {
             _helpers = new HelperPool(options.MetadataHelperThreads, options.DataHelperThreads, options.HelperQueueCapacity);
         }
+        _metrics = new AmpedMetrics(meterFactory, options.RequestPath.Value ?? "");
+        var watcher = _watcher;
+        _metrics.Observe(_helpers, _files, () => watcher?.Generation ?? 0);
     }
 
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
@@ -72,6 +79,7 @@ internal sealed partial class AmpedFileServer : IDisposable
         var key = subpath.Value ?? "";
         if (_files is not null && _files.TryGet(key, out var cached))
         {
+            _metrics.FileCacheHit();
             return ServeCachedAsync(context, cached);
         }
         return LookUpAsync(context, next, subpath, key);
@@ -100,10 +108,12 @@ internal sealed partial class AmpedFileServer : IDisposable
         }
         if (_misses?.Contains(key) == true)
         {
+            _metrics.MissCacheHit();
             await next(context);
             return;
         }
 
+        _metrics.Lookup();
         var generation = _watcher?.Generation ?? 0;
         var loop = EpollLoop.Current ?? _ownLoop.Value;
         var file = await OpenAsync(loop, relative, context.RequestAborted);
@@ -185,6 +195,7 @@ internal sealed partial class AmpedFileServer : IDisposable
 
     public void Dispose()
     {
+        _metrics.Dispose();
         _watcher?.Dispose();
         _helpers?.Dispose();
         if (_ownLoop.IsValueCreated)
@@ -261,14 +272,19 @@ internal sealed partial class AmpedFileServer : IDisposable
         }
         if (OpenFileJob.TryOpenCached(_calls, _rootFd, relative, out var cached))
         {
+            _metrics.OpenCached();
             return cached;
         }
         var job = new OpenFileJob(_calls, _rootFd, relative);
+        var posted = Stopwatch.GetTimestamp();
         if (!_helpers.TryPost(job, DiskQueue.Metadata, loop, aborted, out var completion))
         {
+            _metrics.Refused();
             return null;
         }
-        return await completion;
+        var opened = await completion;
+        _metrics.HelperJob(DiskQueue.Metadata, Stopwatch.GetElapsedTime(posted));
+        return opened;
     }
 
     private async ValueTask<(OpenedFile File, string Name)> OpenDefaultDocumentAsync(EpollLoop loop, string folder, CancellationToken aborted)

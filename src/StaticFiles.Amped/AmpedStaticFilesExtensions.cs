@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -25,7 +26,7 @@ public static class AmpedStaticFilesExtensions
         var root = options.RootPath ?? app.ApplicationServices.GetService<IWebHostEnvironment>()?.WebRootPath
             ?? throw new InvalidOperationException("UseAmpedStaticFiles needs AmpedStaticFileOptions.RootPath, or an app with a web root.");
         var logger = app.ApplicationServices.GetService<ILoggerFactory>()?.CreateLogger("StaticFiles.Amped") ?? NullLogger.Instance;
-        var files = new AmpedFileServer(options, root, logger);
+        var files = new AmpedFileServer(options, root, logger, meterFactory: app.ApplicationServices.GetService<IMeterFactory>());
         // The helpers and the middleware's own loop are threads: they end with the app.
         app.ApplicationServices.GetService<IHostApplicationLifetime>()?.ApplicationStopped.Register(files.Dispose);
         return app.Use(next => context => files.InvokeAsync(context, next));

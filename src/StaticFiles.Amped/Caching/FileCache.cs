@@ -24,6 +24,7 @@ internal sealed class FileCache
     // ConcurrentDictionary.Count takes every lock; the bound only needs an estimate.
     private int _count;
     private long _charged;
+    private long _evictions;
 
     public FileCache(RootWatcher watcher, int capacity, long contentBudget, long maxFileSize)
     {
@@ -34,11 +35,14 @@ internal sealed class FileCache
         watcher.Changed += Clear;
     }
 
-    /// <summary>Entries now (an estimate while requests add and evict); for tests.</summary>
+    /// <summary>Entries now (an estimate while requests add and evict).</summary>
     internal int Count => Volatile.Read(ref _count);
 
-    /// <summary>Content bytes now held; for tests.</summary>
+    /// <summary>Content bytes now held.</summary>
     internal long ContentBytes => Interlocked.Read(ref _charged);
+
+    /// <summary>Entries evicted to make room so far.</summary>
+    internal long Evictions => Interlocked.Read(ref _evictions);
 
     /// <summary>The entry for <paramref name="key"/>, acquired for the caller, who must <see cref="CachedPath.Release"/> it.</summary>
     public bool TryGet(string key, [NotNullWhen(true)] out CachedPath? entry)
@@ -87,7 +91,7 @@ internal sealed class FileCache
         Interlocked.Increment(ref _count);
         if (_watcher.Generation != generation)
         {
-            Remove(key, entry);
+            _ = Remove(key, entry);
         }
     }
 
@@ -131,7 +135,7 @@ internal sealed class FileCache
     {
         foreach (var pair in _entries)
         {
-            Remove(pair.Key, pair.Value);
+            _ = Remove(pair.Key, pair.Value);
         }
     }
 
@@ -147,22 +151,30 @@ internal sealed class FileCache
             first ??= pair;
             if (!pair.Value.Used)
             {
-                Remove(pair.Key, pair.Value);
+                Evict(pair.Key, pair.Value);
                 return;
             }
             pair.Value.Used = false;
         }
         if (first is { } oldest)
         {
-            Remove(oldest.Key, oldest.Value);
+            Evict(oldest.Key, oldest.Value);
         }
     }
 
-    private void Remove(string key, CachedPath entry)
+    private void Evict(string key, CachedPath entry)
+    {
+        if (Remove(key, entry))
+        {
+            Interlocked.Increment(ref _evictions);
+        }
+    }
+
+    private bool Remove(string key, CachedPath entry)
     {
         if (!_entries.TryRemove(new KeyValuePair<string, CachedPath>(key, entry)))
         {
-            return;
+            return false;
         }
         Interlocked.Decrement(ref _count);
         lock (entry)
@@ -172,5 +184,6 @@ internal sealed class FileCache
             entry.ChargedBytes = 0;
         }
         entry.Release();
+        return true;
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -25,9 +26,9 @@ internal sealed class FileServerHost : IAsyncDisposable
 
     public string PathOf(string relative) => Path.Combine(Root, relative);
 
-    public async Task<HttpClient> StartAsync(AmpedStaticFileOptions options, IFileCalls? calls = null)
+    public async Task<HttpClient> StartAsync(AmpedStaticFileOptions options, IFileCalls? calls = null, IMeterFactory? meterFactory = null)
     {
-        Files = new AmpedFileServer(options, Root, NullLogger.Instance, calls);
+        Files = new AmpedFileServer(options, Root, NullLogger.Instance, calls, meterFactory);
         var files = Files;
         _host = await new HostBuilder()
             .ConfigureWebHost(web => web.UseTestServer().Configure(app =>
