@@ -36,6 +36,10 @@ internal sealed class EpollTransportMetrics : IDisposable
         Counter("epoll.reactor.read_pauses", "{pause}", "Times reading paused because the application had MaxReadBufferSize unread.", static r => r.Counters.ReadPauses);
         _meter.CreateObservableUpDownCounter("epoll.reactor.connections.active", () => Observe(static r => r.Counters.ActiveConnections),
             "{connection}", "Connections registered with the reactor.");
+        _meter.CreateObservableUpDownCounter("epoll.reactor.connections.paused", () => Observe(static r => r.Counters.PausedConnections),
+            "{connection}", "Connections whose reading is paused because the application has MaxReadBufferSize unread (backpressure).");
+        _meter.CreateObservableUpDownCounter("epoll.reactor.ready_list.length", () => Observe(static r => r.ReadyCount),
+            "{handler}", "Handlers on the ready list, waiting for their next turn.");
     }
 
     private void Counter(string name, string unit, string description, Func<EpollReactor, long> read)

@@ -100,6 +100,7 @@ internal sealed partial class EpollConnection
 
         _readState = ReadState.Paused;
         _reactor.Counters.ReadPauses++;
+        _reactor.Counters.PausedConnections++;
         _reactor.Observer?.OnReadPaused(this);
         _flushAwaiter = flush.GetAwaiter();
         // Made on first use: most connections never fill MaxReadBufferSize, and an idle one should cost little.
@@ -132,6 +133,7 @@ internal sealed partial class EpollConnection
         }
 
         _readState = ReadState.Active;
+        _reactor.Counters.PausedConnections--;
         // The edge that announced the bytes still in the socket was consumed before the pause: no new one will
         // come for them, so resume from the flag, not from epoll.
         if (_readable)
@@ -163,6 +165,10 @@ internal sealed partial class EpollConnection
         if (_readState == ReadState.Done)
         {
             return;
+        }
+        if (_readState == ReadState.Paused)
+        {
+            _reactor.Counters.PausedConnections--;
         }
         _readState = ReadState.Done;
         _input.Writer.Complete(error);

@@ -172,6 +172,9 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     /// <summary>Puts a handler on the ready list without an epoll event (e.g. reading resumes). Loop thread only.</summary>
     public void SetReady(IEpollHandler handler) => _ready.Add(handler);
 
+    /// <summary>Handlers waiting on the ready list for their next turn; read by the metrics (a stale read is fine).</summary>
+    public int ReadyCount => _ready.Count;
+
     /// <summary>Defers a handler's send to the end of this turn. Loop thread only.</summary>
     public void QueueSend(IEpollHandler handler)
     {

@@ -16,5 +16,8 @@ internal sealed class ReactorCounters
     public long SegmentsSent;
     public long Accepts;
     public long ReadPauses;
+
+    /// <summary>Connections whose reading is paused now (the application has <c>MaxReadBufferSize</c> unread).</summary>
+    public long PausedConnections;
     public long ActiveConnections;
 }

@@ -49,6 +49,8 @@ public class MetricsTests
         Assert.True(totals["epoll.reactor.waits"] > 0);
         Assert.True(totals["epoll.reactor.sends"] >= 20);
         Assert.Equal(0, totals["epoll.reactor.connections.active"]);
+        Assert.Equal(0, totals["epoll.reactor.connections.paused"]);
+        Assert.Equal(0, totals["epoll.reactor.ready_list.length"]);
         Assert.Equal([0, 1], reactors.Select(r => Assert.IsType<int>(r)).Order());
     }
 }

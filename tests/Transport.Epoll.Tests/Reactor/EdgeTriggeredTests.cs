@@ -55,10 +55,13 @@ public class EdgeTriggeredTests
         var sent = client.SendAsync(data, SocketFlags.None);
 
         await observer.ReadPaused.Task.WaitAsync(Timeout);
+        Assert.Equal(1, ReactorOf(server).Counters.PausedConnections);
         // Everything is in kernel buffers now; the client sends nothing more, so no edge will come.
         Assert.Equal(Payload, await sent.WaitAsync(Timeout));
         drain.SetResult();
         Assert.Equal(Payload, await serverReceived.Task.WaitAsync(Timeout));
+        // Reading resumed before the last bytes could arrive: the gauge went back down on the way.
+        Assert.Equal(0, ReactorOf(server).Counters.PausedConnections);
     }
 
     [Theory]
