@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using System.Text.RegularExpressions;
 
 namespace EpollTransport.Tests.Faults;
 
@@ -11,7 +9,7 @@ namespace EpollTransport.Tests.Faults;
 /// floods it with connections until it reaches its fd reserve, then frees them. Without the reserve the flood
 /// took the process's last fds and the runtime itself died ("Out of memory.") in about one run of two.
 /// </summary>
-public partial class FileDescriptorExhaustionTests
+public class FileDescriptorExhaustionTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
@@ -20,7 +18,7 @@ public partial class FileDescriptorExhaustionTests
     {
         const int FileLimit = 400;
         const int Flood = 480;
-        using var server = new ChildServer($"--nofile={FileLimit}:{FileLimit}");
+        using var server = new SampleProcess($"--nofile={FileLimit}:{FileLimit}");
         var port = await server.ListeningPort.WaitAsync(Timeout);
         var target = new IPEndPoint(IPAddress.Loopback, port);
 
@@ -43,7 +41,7 @@ public partial class FileDescriptorExhaustionTests
                     // At its reserve the server resets what it accepts, while it retries: a refusal, not a hang.
                 }
             }
-            await server.OutOfDescriptors.WaitAsync(Timeout);
+            await server.Logged("Out of file descriptors").WaitAsync(Timeout);
             Assert.False(server.HasExited, "The server process died when it ran short of descriptors.");
 
             // At its reserve the listener retries every 50 ms, and each retry resets the connection at the head of
@@ -102,76 +100,5 @@ public partial class FileDescriptorExhaustionTests
             }
         }
         return Encoding.ASCII.GetString(buffer, 0, total);
-    }
-
-    /// <summary>The sample (copied next to the tests) under <c>prlimit</c>; its log lines are the events awaited.</summary>
-    private sealed partial class ChildServer : IDisposable
-    {
-        private readonly Process _process;
-        private readonly TaskCompletionSource<int> _port = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource _outOfDescriptors = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public ChildServer(string limit)
-        {
-            var start = new ProcessStartInfo("prlimit")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-                WorkingDirectory = AppContext.BaseDirectory,
-            };
-            foreach (var argument in new[] { limit, "dotnet", Path.Combine(AppContext.BaseDirectory, "WebApp.dll"),
-                "--urls", "http://127.0.0.1:0", "--transport", "epoll" })
-            {
-                start.ArgumentList.Add(argument);
-            }
-            _process = new Process { StartInfo = start };
-            _process.OutputDataReceived += (_, e) => OnLine(e.Data);
-            _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
-            _process.Exited += (_, _) =>
-            {
-                _port.TrySetException(new InvalidOperationException("The server exited before listening."));
-                _outOfDescriptors.TrySetException(new InvalidOperationException("The server exited."));
-            };
-            _process.EnableRaisingEvents = true;
-            _process.Start();
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        public Task<int> ListeningPort => _port.Task;
-
-        public Task OutOfDescriptors => _outOfDescriptors.Task;
-
-        public bool HasExited => _process.HasExited;
-
-        private void OnLine(string? line)
-        {
-            if (line is null)
-            {
-                return;
-            }
-            if (ListeningOn().Match(line) is { Success: true } match)
-            {
-                _port.TrySetResult(int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
-            }
-            if (line.Contains("Out of file descriptors", StringComparison.Ordinal))
-            {
-                _outOfDescriptors.TrySetResult();
-            }
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit();
-            }
-            _process.Dispose();
-        }
-
-        [GeneratedRegex(@"Now listening on: http://127\.0\.0\.1:(\d+)")]
-        private static partial Regex ListeningOn();
     }
 }

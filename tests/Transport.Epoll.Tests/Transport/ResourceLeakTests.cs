@@ -1,5 +1,8 @@
 using System.Net;
 using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 using static EpollTransport.Tests.Transport.TransportHarness;
 
@@ -57,6 +60,49 @@ public class ResourceLeakTests
             var closed = fdsBefore.Except(fdsAfter).ToArray();
             Assert.Fail($"Open fds: {fdsBefore.Count} before, {fdsAfter.Count} after. New: [{string.Join(", ", opened)}]; gone: [{string.Join(", ", closed)}].");
         }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task StartingAndStoppingAHostTwentyTimesLeavesNoFileDescriptorsOrReactorThreads(bool inline)
+    {
+        // Warm-up, as above: what the runtime and Kestrel open once per process is open before counting.
+        await RunHostAsync(inline);
+        var reactorThreadsBefore = ReactorThreadIds();
+        var fdsBefore = OpenFileDescriptors();
+
+        for (int i = 0; i < 20; i++)
+        {
+            await RunHostAsync(inline);
+        }
+
+        var reactorsGone = SpinWait.SpinUntil(() => !ReactorThreadIds().Except(reactorThreadsBefore).Any(), WaitLimit);
+        Assert.True(reactorsGone, $"Reactor threads remain: {string.Join(", ", ReactorThreadIds().Except(reactorThreadsBefore))}.");
+        var fdsAfter = OpenFileDescriptors();
+        Assert.True(fdsAfter.SetEquals(fdsBefore),
+            $"Open fds: {fdsBefore.Count} before, {fdsAfter.Count} after. New: [{string.Join(", ", fdsAfter.Except(fdsBefore))}].");
+    }
+
+    /// <summary>A whole app on the epoll transport: built, started, asked once over HTTP, stopped and disposed.</summary>
+    private static async Task RunHostAsync(bool inline)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseEpollTransport(o =>
+        {
+            o.ReactorCount = 2;
+            o.UnsafePreferInlineScheduling = inline;
+        });
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var app = builder.Build();
+        app.MapGet("/", () => "ok");
+        await app.StartAsync().WaitAsync(WaitLimit);
+        using (var client = new HttpClient())
+        {
+            Assert.Equal("ok", await client.GetStringAsync(app.Urls.First()).WaitAsync(WaitLimit));
+        }
+        await app.StopAsync().WaitAsync(WaitLimit);
     }
 
     /// <summary>

@@ -1,0 +1,80 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace EpollTransport.Tests.Lifetime;
+
+/// <summary>
+/// SIGTERM, as a service manager sends it, to the sample in a child process: the request in flight completes, new
+/// connections are refused, and the process exits cleanly (so its reactors ended and its fds closed).
+/// </summary>
+public class SigtermTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task ARequestInFlightCompletesNewConnectionsAreRefusedAndTheProcessExitsCleanly()
+    {
+        using var server = new SampleProcess();
+        var port = await server.ListeningPort.WaitAsync(Timeout);
+        var target = new IPEndPoint(IPAddress.Loopback, port);
+
+        // POST /echo streams the body back: half a body in, half echoed, and the request is in flight.
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(target).WaitAsync(Timeout);
+        await client.SendAsync(Encoding.ASCII.GetBytes("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello"));
+        var received = new StringBuilder();
+        await ReceiveUntilAsync(client, received, text => text.EndsWith("hello", StringComparison.Ordinal)).WaitAsync(Timeout);
+
+        await server.SignalAsync("TERM");
+        await server.Logged("Application is shutting down").WaitAsync(Timeout);
+
+        // The listeners close a moment after the host starts stopping; nothing announces it but the refusal itself.
+        using var deadline = new CancellationTokenSource(Timeout);
+        while (await TryConnectAsync(target, deadline.Token))
+        {
+        }
+        Assert.False(deadline.IsCancellationRequested, "New connections were still accepted after SIGTERM.");
+
+        await client.SendAsync(Encoding.ASCII.GetBytes("world"));
+        await ReceiveUntilAsync(client, received, text => text.EndsWith("helloworld", StringComparison.Ordinal)).WaitAsync(Timeout);
+        Assert.StartsWith("HTTP/1.1 200 OK", received.ToString(), StringComparison.Ordinal);
+
+        var exitCode = await server.Exited.WaitAsync(Timeout);
+        Assert.True(exitCode == 0, $"Exit code {exitCode}. Output:\n{server.Output()}");
+        Assert.DoesNotContain("Unhandled exception", server.Output(), StringComparison.Ordinal);
+    }
+
+    /// <summary>True when a connection was accepted (and is closed again), false once it is refused.</summary>
+    private static async Task<bool> TryConnectAsync(IPEndPoint target, CancellationToken cancellationToken)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            await socket.ConnectAsync(target, cancellationToken);
+            return !cancellationToken.IsCancellationRequested;
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            return false;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task ReceiveUntilAsync(Socket socket, StringBuilder received, Func<string, bool> done)
+    {
+        var buffer = new byte[4096];
+        while (!done(received.ToString()))
+        {
+            var n = await socket.ReceiveAsync(buffer, SocketFlags.None);
+            if (n == 0)
+            {
+                throw new InvalidOperationException($"The server closed the connection after: {received}");
+            }
+            received.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+    }
+}
