@@ -68,6 +68,8 @@ else
         Mode = commandLine.Static == StaticMode.Sped ? AmpedMode.Sped : AmpedMode.Amped,
     });
 }
+// Before the endpoints: it lets /ws accept WebSocket upgrades (HTTP/1.1) and extended CONNECT (HTTP/2).
+app.UseWebSockets();
 app.MapSampleEndpoints();
 
 await app.RunAsync();

@@ -44,6 +44,7 @@ internal sealed class SampleCommandLine
         With no URL configured the sample listens on http://127.0.0.1:5000.
 
         Endpoints: GET /plaintext, GET /json, POST /echo (streams the request body back), and the static site.
+        WebSocket: /ws echoes each text or binary message whole (up to 4 MiB) and answers the close handshake.
 
         """;
 
