@@ -37,7 +37,11 @@ internal sealed partial class Options
           disk          the Flash paper's disk-bound test: a cached hot file and random files from a cold
                         set on a throttled disk, at once (two wrk); then the same fully cached. Needs root
                         (a cgroup v1 blkio throttle); not part of all
-          all           every scenario above except disk, in turn
+          soak          --soak-minutes of steady mixed load per variant, one server at a time (keep-alive
+                        GET /plaintext, Connection: close GET /css/site.css, POST /echo; three wrk): RSS,
+                        peak RSS, fd count, threads and CPU % each minute, and whether RSS and fds stay flat.
+                        Not part of all
+          all           every scenario above except disk and soak, in turn
 
         Options:
           --rounds N             Rounds of A B C ... (default 3; use at least 3 for figures you report).
@@ -53,13 +57,16 @@ internal sealed partial class Options
           --variant NAME=ARGS    A server variant: a name and WebApp arguments, e.g.
                                  --variant "epoll=--transport epoll". Repeatable; replaces the default set
                                  (sockets, epoll, epoll-inline; static: stock-sockets, amped-epoll-inline;
-                                 disk: those and sped-epoll-inline). The first one is the baseline. static
-                                 and disk add --root <their generated folder> to each.
+                                 disk: those and sped-epoll-inline; soak: epoll-inline, epoll). The first
+                                 one is the baseline. static and disk add --root <their generated folder>
+                                 to each. soak alone takes a single one.
           --app PATH             A prebuilt WebApp.dll; skips the harness's own
                                  `dotnet build samples/WebApp/WebApp.csproj -c Release`.
           --wrk-threads N        Load-generator threads: wrk -t and h2load -t (default 1).
           --idle-connections N   Connections the idle scenario opens (default 10000).
           --cold-files N         Files of 64 KiB in the disk scenario's cold set (default 5000, ~320 MiB).
+          --soak-minutes N       Minutes of load per variant in the soak scenario (default 10; its verdict
+                                 needs 3 or more: minute 1 is the warm-up).
           --results DIR          Where results go (default bench/results in the repository).
           --no-save              Print only; write no result files.
           --keep-going           Finish every run of a scenario even after a run had errors (it is
@@ -71,13 +78,14 @@ internal sealed partial class Options
 
         """;
 
-    public static readonly string[] ScenarioNames = ["plaintext", "json", "pipelined", "connections", "upload", "idle", "h2", "static", "disk"];
+    public static readonly string[] ScenarioNames = ["plaintext", "json", "pipelined", "connections", "upload", "idle", "h2", "static", "disk", "soak"];
 
     /// <summary>
     /// What `all` runs: not disk, which needs root, changes the machine (a blkio cgroup, the page cache) and
-    /// writes hundreds of MiB; it runs only when asked for by name.
+    /// writes hundreds of MiB, nor soak, which takes 20 minutes and looks for leaks rather than comparing; each
+    /// runs only when asked for by name.
     /// </summary>
-    public static readonly string[] AllScenarioNames = [.. ScenarioNames.Where(s => s != "disk")];
+    public static readonly string[] AllScenarioNames = [.. ScenarioNames.Where(s => s is not ("disk" or "soak"))];
 
     public static readonly IReadOnlyList<Variant> DefaultVariants =
     [
@@ -114,6 +122,8 @@ internal sealed partial class Options
     public int IdleConnections { get; private set; } = 10000;
 
     public int ColdFiles { get; private set; } = 5000;
+
+    public int SoakMinutes { get; private set; } = 10;
 
     public string? ResultsDir { get; private set; }
 
@@ -192,6 +202,9 @@ internal sealed partial class Options
                 case "--cold-files":
                     o.ColdFiles = ParseInt(name, Value(args, ref i, name, inline), 1, 100_000);
                     break;
+                case "--soak-minutes":
+                    o.SoakMinutes = ParseInt(name, Value(args, ref i, name, inline), 1, 1440);
+                    break;
                 case "--results":
                     o.ResultsDir = Value(args, ref i, name, inline);
                     break;
@@ -206,9 +219,10 @@ internal sealed partial class Options
 
         if (variants.Count > 0)
         {
-            if (variants.Count < 2)
+            // soak judges each variant on its own; every other scenario compares variants.
+            if (variants.Count < 2 && o.Scenarios.Any(s => s != "soak"))
             {
-                throw new UsageException("give at least two --variant flags: a baseline and something to compare with it.");
+                throw new UsageException("give at least two --variant flags: a baseline and something to compare with it (soak alone takes one).");
             }
             o.Variants = variants;
             o.VariantsGiven = true;

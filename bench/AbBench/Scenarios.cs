@@ -46,6 +46,7 @@ internal static class Scenarios
         "h2" => RunH2Async(context),
         "static" => StaticScenario.RunAsync(context),
         "disk" => DiskScenario.RunAsync(context),
+        "soak" => SoakScenario.RunAsync(context),
         _ => throw new UsageException($"unknown scenario '{scenario}'."),
     };
 
