@@ -1,9 +1,12 @@
 using System.Collections.Concurrent;
+using System.Net;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
@@ -13,6 +16,8 @@ namespace EpollTransport.Tests.Http;
 /// <summary>
 /// A Kestrel server on 127.0.0.1 with an ephemeral port, served by the transport a test names, so that one
 /// functional suite runs against the epoll transport and against Kestrel's Sockets transport as the oracle.
+/// Every response carries the transport's connection type in <see cref="TransportHeader"/>, and the host keeps the
+/// ids of the connections that carried a request.
 /// </summary>
 public sealed class KestrelHost : IAsyncDisposable
 {
@@ -25,16 +30,21 @@ public sealed class KestrelHost : IAsyncDisposable
     /// <summary>Kestrel's own Sockets transport: the oracle.</summary>
     public const string Sockets = "sockets";
 
+    /// <summary>The response header that names the type of the connection's <see cref="IConnectionTransportFeature"/>.</summary>
+    public const string TransportHeader = "X-Transport";
+
     private static readonly TimeSpan s_gracePeriod = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan s_lifecycleTimeout = TimeSpan.FromSeconds(30);
 
     private readonly WebApplication _app;
     private readonly ServerLog _log;
+    private readonly ConcurrentDictionary<string, byte> _connectionIds;
 
-    private KestrelHost(WebApplication app, ServerLog log, string transport, Uri baseAddress)
+    private KestrelHost(WebApplication app, ServerLog log, ConcurrentDictionary<string, byte> connectionIds, string transport, Uri baseAddress)
     {
         _app = app;
         _log = log;
+        _connectionIds = connectionIds;
         Transport = transport;
         BaseAddress = baseAddress;
     }
@@ -45,17 +55,26 @@ public sealed class KestrelHost : IAsyncDisposable
     /// <summary>The transport name this host was started with.</summary>
     public string Transport { get; }
 
-    /// <summary>The address the server listens on, e.g. <c>http://127.0.0.1:41234/</c>.</summary>
+    /// <summary>The address the server listens on, e.g. <c>http://127.0.0.1:41234/</c> (<c>https</c> with TLS).</summary>
     public Uri BaseAddress { get; }
 
     /// <summary>What the server logged at <see cref="LogLevel.Error"/> or above so far.</summary>
     public IReadOnlyCollection<string> LoggedErrors => _log.Errors;
 
+    /// <summary>The distinct ids of the connections that carried a request so far.</summary>
+    public IReadOnlyCollection<string> ConnectionIds => _connectionIds.Keys.ToArray();
+
     /// <summary>Starts a server on <paramref name="transport"/> with the endpoints <paramref name="map"/> adds.</summary>
     /// <param name="transport">One of <see cref="Epoll"/>, <see cref="EpollInline"/>, <see cref="Sockets"/>.</param>
     /// <param name="map">Maps the endpoints the test needs.</param>
     /// <param name="output">Receives the server's warnings and errors; optional (errors are kept either way).</param>
-    public static async Task<KestrelHost> StartAsync(string transport, Action<WebApplication> map, ITestOutputHelper? output = null)
+    /// <param name="endpoint">
+    /// Configures the one endpoint on 127.0.0.1 (its protocols, HTTPS); optional. Without it the endpoint is the
+    /// address <c>http://127.0.0.1:0</c>, bound as the server starts, so endpoint defaults that <paramref name="map"/>
+    /// sets apply to it too.
+    /// </param>
+    public static async Task<KestrelHost> StartAsync(string transport, Action<WebApplication> map, ITestOutputHelper? output = null,
+        Action<ListenOptions>? endpoint = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         var log = new ServerLog(output, transport);
@@ -80,16 +99,30 @@ public sealed class KestrelHost : IAsyncDisposable
             default:
                 throw new ArgumentOutOfRangeException(nameof(transport), transport, "Unknown transport.");
         }
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        if (endpoint is null)
+        {
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+        }
+        else
+        {
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, endpoint));
+        }
 
+        var connectionIds = new ConcurrentDictionary<string, byte>(StringComparer.Ordinal);
         var app = builder.Build();
         try
         {
+            app.Use((context, next) =>
+            {
+                connectionIds.TryAdd(context.Connection.Id, 0);
+                context.Response.Headers[TransportHeader] = context.Features.Get<IConnectionTransportFeature>()?.GetType().FullName ?? "(none)";
+                return next(context);
+            });
             map(app);
             await app.StartAsync().WaitAsync(s_lifecycleTimeout);
             var addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses;
             var address = Assert.Single(addresses);
-            return new KestrelHost(app, log, transport, new Uri(address.TrimEnd('/') + "/"));
+            return new KestrelHost(app, log, connectionIds, transport, new Uri(address.TrimEnd('/') + "/"));
         }
         catch
         {
@@ -97,6 +130,24 @@ public sealed class KestrelHost : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>Asserts that <paramref name="transportType"/> (a <see cref="TransportHeader"/> value) belongs to <see cref="Transport"/>.</summary>
+    public void AssertServedBy(string? transportType)
+    {
+        Assert.NotNull(transportType);
+        if (Transport == Sockets)
+        {
+            Assert.StartsWith("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.", transportType, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.StartsWith("EpollTransport.", transportType, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>Asserts that <paramref name="response"/> was served by <see cref="Transport"/>.</summary>
+    public void AssertServedBy(HttpResponseMessage response)
+        => AssertServedBy(response.Headers.TryGetValues(TransportHeader, out var values) ? string.Join(",", values) : null);
 
     /// <summary>
     /// Stops the server: gracefully for a grace period, then Kestrel aborts the connections still open. A failed

@@ -16,33 +16,41 @@ public class SigtermTests
     public async Task ARequestInFlightCompletesNewConnectionsAreRefusedAndTheProcessExitsCleanly()
     {
         using var server = new SampleProcess();
-        var port = await server.ListeningPort.WaitAsync(Timeout);
-        var target = new IPEndPoint(IPAddress.Loopback, port);
-
-        // POST /echo streams the body back: half a body in, half echoed, and the request is in flight.
-        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await client.ConnectAsync(target).WaitAsync(Timeout);
-        await client.SendAsync(Encoding.ASCII.GetBytes("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello"));
-        var received = new StringBuilder();
-        await ReceiveUntilAsync(client, received, text => text.EndsWith("hello", StringComparison.Ordinal)).WaitAsync(Timeout);
-
-        await server.SignalAsync("TERM");
-        await server.Logged("Application is shutting down").WaitAsync(Timeout);
-
-        // The listeners close a moment after the host starts stopping; nothing announces it but the refusal itself.
-        using var deadline = new CancellationTokenSource(Timeout);
-        while (await TryConnectAsync(target, deadline.Token))
+        try
         {
+            var port = await server.ListeningPort.WaitAsync(Timeout);
+            var target = new IPEndPoint(IPAddress.Loopback, port);
+
+            // POST /echo streams the body back: half a body in, half echoed, and the request is in flight.
+            using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await client.ConnectAsync(target).WaitAsync(Timeout);
+            await client.SendAsync(Encoding.ASCII.GetBytes("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello"));
+            var received = new StringBuilder();
+            await ReceiveUntilAsync(client, received, text => text.EndsWith("hello", StringComparison.Ordinal)).WaitAsync(Timeout);
+
+            await server.SignalAsync("TERM");
+            await server.Logged("Application is shutting down").WaitAsync(Timeout);
+
+            // The listeners close a moment after the host starts stopping; nothing announces it but the refusal itself.
+            using var deadline = new CancellationTokenSource(Timeout);
+            while (await TryConnectAsync(target, deadline.Token))
+            {
+            }
+            Assert.False(deadline.IsCancellationRequested, "New connections were still accepted after SIGTERM.");
+
+            await client.SendAsync(Encoding.ASCII.GetBytes("world"));
+            await ReceiveUntilAsync(client, received, text => text.EndsWith("helloworld", StringComparison.Ordinal)).WaitAsync(Timeout);
+            Assert.StartsWith("HTTP/1.1 200 OK", received.ToString(), StringComparison.Ordinal);
+
+            var exitCode = await server.Exited.WaitAsync(Timeout);
+            Assert.True(exitCode == 0, $"Exit code {exitCode}. Output:\n{server.Output()}");
+            Assert.DoesNotContain("Unhandled exception", server.Output(), StringComparison.Ordinal);
         }
-        Assert.False(deadline.IsCancellationRequested, "New connections were still accepted after SIGTERM.");
-
-        await client.SendAsync(Encoding.ASCII.GetBytes("world"));
-        await ReceiveUntilAsync(client, received, text => text.EndsWith("helloworld", StringComparison.Ordinal)).WaitAsync(Timeout);
-        Assert.StartsWith("HTTP/1.1 200 OK", received.ToString(), StringComparison.Ordinal);
-
-        var exitCode = await server.Exited.WaitAsync(Timeout);
-        Assert.True(exitCode == 0, $"Exit code {exitCode}. Output:\n{server.Output()}");
-        Assert.DoesNotContain("Unhandled exception", server.Output(), StringComparison.Ordinal);
+        catch (Exception e)
+        {
+            // What the server logged is the only account of its side of the shutdown.
+            throw new InvalidOperationException($"{e.Message}\nServer output:\n{server.Output()}", e);
+        }
     }
 
     /// <summary>True when a connection was accepted (and is closed again), false once it is refused.</summary>

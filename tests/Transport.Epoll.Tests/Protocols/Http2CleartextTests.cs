@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -12,14 +11,10 @@ namespace EpollTransport.Tests.Protocols;
 /// <summary>
 /// HTTP/2 without TLS, by prior knowledge: many streams multiplexed over one connection of the transport.
 /// </summary>
-public sealed class Http2CleartextTests(ITestOutputHelper output)
+public sealed class Http2CleartextTests(ITestOutputHelper output) : ProtocolTestBase(output)
 {
     // Kestrel's default SETTINGS_MAX_CONCURRENT_STREAMS: every request can be open at once.
     private const int Streams = 100;
-
-    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
-
-    public static TheoryData<string> Transports => KestrelHost.Transports;
 
     [Theory]
     [MemberData(nameof(Transports))]
@@ -29,7 +24,7 @@ public sealed class Http2CleartextTests(ITestOutputHelper output)
         // so they must be multiplexed on the connection rather than served one after another.
         var arrived = 0;
         var allArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var host = await ProtocolHost.StartAsync(transport,
+        await using var host = await StartAsync(transport,
             endpoint => endpoint.Protocols = HttpProtocols.Http2,
             app => app.MapPost("/stream/{index:int}", async context =>
             {
@@ -37,7 +32,7 @@ public sealed class Http2CleartextTests(ITestOutputHelper output)
                 {
                     allArrived.TrySetResult();
                 }
-                await allArrived.Task.WaitAsync(s_timeout, context.RequestAborted);
+                await allArrived.Task.WaitAsync(TestTimeout, context.RequestAborted);
 
                 var index = (string)context.Request.RouteValues["index"]!;
                 using var reader = new StreamReader(context.Request.Body);
@@ -46,8 +41,7 @@ public sealed class Http2CleartextTests(ITestOutputHelper output)
                 // Answers of different lengths, some spanning several DATA frames.
                 await context.Response.WriteAsync($"{index}:{body}:{new string('x', int.Parse(index, CultureInfo.InvariantCulture) * 397)}",
                     context.RequestAborted);
-            }),
-            output);
+            }));
 
         var connects = 0;
         using var handler = new SocketsHttpHandler
@@ -74,7 +68,7 @@ public sealed class Http2CleartextTests(ITestOutputHelper output)
             BaseAddress = host.BaseAddress,
             DefaultRequestVersion = HttpVersion.Version20,
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Timeout = s_timeout,
+            Timeout = TestTimeout,
         };
 
         async Task RequestAsync(int index)
@@ -85,11 +79,11 @@ public sealed class Http2CleartextTests(ITestOutputHelper output)
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal(HttpVersion.Version20, response.Version);
             Assert.Equal("HTTP/2", string.Join(",", response.Headers.GetValues("X-Protocol")));
-            ProtocolHost.AssertServedBy(transport, response);
+            host.AssertServedBy(response);
             Assert.Equal($"{index}:{tag}:{new string('x', index * 397)}", await response.Content.ReadAsStringAsync());
         }
 
-        await Task.WhenAll(Enumerable.Range(0, Streams).Select(RequestAsync)).WaitAsync(s_timeout);
+        await Task.WhenAll(Enumerable.Range(0, Streams).Select(RequestAsync)).WaitAsync(TestTimeout);
 
         Assert.Equal(Streams, Volatile.Read(ref arrived));
         Assert.Single(host.ConnectionIds);

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Globalization;
 using System.Net;
 using System.Text;
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -15,38 +14,22 @@ namespace EpollTransport.Tests.Protocols;
 /// still open. The server writes event i+1 only after the client has read event i, so a flush the transport held
 /// back would stall the exchange until the timeout.
 /// </summary>
-public sealed class ServerSentEventsTests(ITestOutputHelper output)
+public sealed class ServerSentEventsTests(ITestOutputHelper output) : ProtocolTestBase(output)
 {
     private const int Events = 24;
-
-    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
 
     // Event payload sizes: tiny ones that a transport could be tempted to hold back, and ones past its write buffer.
     private static readonly int[] s_dataSizes = [0, 1, 13, 4_000, 70_000, 2, 200_000, 5];
 
-    public static TheoryData<string, string> Cases
-    {
-        get
-        {
-            var cases = new TheoryData<string, string>();
-            foreach (var transport in KestrelHost.Transports)
-            {
-                cases.Add(transport, "HTTP/1.1");
-                cases.Add(transport, "HTTP/2");
-            }
-            return cases;
-        }
-    }
-
     [Theory]
-    [MemberData(nameof(Cases))]
+    [MemberData(nameof(TransportsAndVersions))]
     public async Task EachFlushedEventArrivesBeforeTheNextIsWritten(string transport, string protocol)
     {
         var http2 = protocol == "HTTP/2";
         using var acknowledged = new SemaphoreSlim(0);
         var started = 0;
         var responseEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var host = await ProtocolHost.StartAsync(transport,
+        await using var host = await StartAsync(transport,
             endpoint => endpoint.Protocols = http2 ? HttpProtocols.Http2 : HttpProtocols.Http1,
             app => app.MapGet("/events", async context =>
             {
@@ -59,14 +42,13 @@ public sealed class ServerSentEventsTests(ITestOutputHelper output)
                     // event leaves only through the explicit flush.
                     context.Response.BodyWriter.Write(Encoding.UTF8.GetBytes(Event(i)));
                     await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
-                    if (!await acknowledged.WaitAsync(s_timeout, context.RequestAborted))
+                    if (!await acknowledged.WaitAsync(TestTimeout, context.RequestAborted))
                     {
                         throw new TimeoutException($"The client did not acknowledge event {i}.");
                     }
                 }
                 responseEnded.TrySetResult();
-            }),
-            output);
+            }));
         using var client = new HttpClient
         {
             BaseAddress = host.BaseAddress,
@@ -74,13 +56,13 @@ public sealed class ServerSentEventsTests(ITestOutputHelper output)
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
             Timeout = Timeout.InfiniteTimeSpan,
         };
-        using var cts = new CancellationTokenSource(s_timeout);
+        using var cts = new CancellationTokenSource(TestTimeout);
 
         using var response = await client.GetAsync("events", HttpCompletionOption.ResponseHeadersRead, cts.Token);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(http2 ? HttpVersion.Version20 : HttpVersion.Version11, response.Version);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
-        ProtocolHost.AssertServedBy(transport, response);
+        host.AssertServedBy(response);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
 
         for (var i = 0; i < Events; i++)
@@ -98,7 +80,7 @@ public sealed class ServerSentEventsTests(ITestOutputHelper output)
         }
 
         Assert.Null(await reader.ReadLineAsync(cts.Token));
-        await responseEnded.Task.WaitAsync(s_timeout);
+        await responseEnded.Task.WaitAsync(TestTimeout);
         Assert.Empty(host.LoggedErrors);
     }
 

@@ -18,13 +18,9 @@ namespace EpollTransport.Tests.Protocols;
 /// HTTPS through the transport: Kestrel's TLS runs over the transport's pipes, and ALPN picks HTTP/1.1 or HTTP/2
 /// on one endpoint that offers both. The client trusts exactly the test's self-signed certificate.
 /// </summary>
-public sealed class TlsAlpnTests(ITestOutputHelper output)
+public sealed class TlsAlpnTests(ITestOutputHelper output) : ProtocolTestBase(output)
 {
     private const int OneMiB = 1024 * 1024;
-
-    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
-
-    public static TheoryData<string> Transports => KestrelHost.Transports;
 
     /// <summary>
     /// Transport × (the version the client asks for, its policy, the version the connection must settle on, the
@@ -54,13 +50,7 @@ public sealed class TlsAlpnTests(ITestOutputHelper output)
     [MemberData(nameof(Cases))]
     public async Task AlpnNegotiatesTheVersionAndBodiesCrossTlsIntact(string transport, string requested, HttpVersionPolicy policy, string expected, string expectedAlpn)
     {
-        await using var host = await ProtocolHost.StartAsync(transport,
-            endpoint =>
-            {
-                endpoint.Protocols = HttpProtocols.Http1AndHttp2;
-                endpoint.UseHttps(TestCertificate.Server);
-            },
-            MapEndpoints, output);
+        await using var host = await StartAsync(transport);
         using var handler = new SocketsHttpHandler
         {
             SslOptions = { RemoteCertificateValidationCallback = TestCertificate.Validate },
@@ -70,31 +60,31 @@ public sealed class TlsAlpnTests(ITestOutputHelper output)
             BaseAddress = host.BaseAddress,
             DefaultRequestVersion = Version.Parse(requested),
             DefaultVersionPolicy = policy,
-            Timeout = s_timeout,
+            Timeout = TestTimeout,
         };
         var expectedVersion = Version.Parse(expected);
         var expectedProtocol = expectedVersion.Major == 2 ? "HTTP/2" : "HTTP/1.1";
 
-        using (var response = await client.GetAsync($"download/{OneMiB}").WaitAsync(s_timeout))
+        using (var response = await client.GetAsync($"download/{OneMiB}").WaitAsync(TestTimeout))
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal(expectedVersion, response.Version);
             Assert.Equal(expectedAlpn, Header(response, "X-Alpn"));
             Assert.Equal(expectedProtocol, Header(response, "X-Protocol"));
             Assert.StartsWith("Tls1", Header(response, "X-Tls"), StringComparison.Ordinal);
-            ProtocolHost.AssertServedBy(transport, response);
-            var body = await response.Content.ReadAsByteArrayAsync().WaitAsync(s_timeout);
+            host.AssertServedBy(response);
+            var body = await response.Content.ReadAsByteArrayAsync().WaitAsync(TestTimeout);
             Assert.Equal(SHA256.HashData(Payload(OneMiB)), SHA256.HashData(body));
         }
 
         var upload = Payload(OneMiB + 17);
         using (var content = new ByteArrayContent(upload))
-        using (var response = await client.PostAsync("sha256", content).WaitAsync(s_timeout))
+        using (var response = await client.PostAsync("sha256", content).WaitAsync(TestTimeout))
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal(expectedVersion, response.Version);
-            ProtocolHost.AssertServedBy(transport, response);
-            var answer = await response.Content.ReadAsStringAsync().WaitAsync(s_timeout);
+            host.AssertServedBy(response);
+            var answer = await response.Content.ReadAsStringAsync().WaitAsync(TestTimeout);
             Assert.Equal($"{upload.Length}:{Convert.ToHexString(SHA256.HashData(upload))}", answer);
         }
 
@@ -107,21 +97,25 @@ public sealed class TlsAlpnTests(ITestOutputHelper output)
     [MemberData(nameof(Transports))]
     public async Task ClientWithoutTheCertificateRefusesTheServer(string transport)
     {
-        await using var host = await ProtocolHost.StartAsync(transport,
+        await using var host = await StartAsync(transport);
+        // The default validation: the self-signed certificate is not trusted, so the test's own callback is what
+        // lets the other tests in; it accepts nothing else.
+        using var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = TestTimeout };
+
+        var failure = await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync("download/1").WaitAsync(TestTimeout));
+
+        Assert.IsType<AuthenticationException>(failure.InnerException);
+    }
+
+    /// <summary>A host whose one endpoint offers HTTP/1.1 and HTTP/2 over TLS, with the test's certificate.</summary>
+    private Task<KestrelHost> StartAsync(string transport)
+        => StartAsync(transport,
             endpoint =>
             {
                 endpoint.Protocols = HttpProtocols.Http1AndHttp2;
                 endpoint.UseHttps(TestCertificate.Server);
             },
-            MapEndpoints, output);
-        // The default validation: the self-signed certificate is not trusted, so the test's own callback is what
-        // lets the other tests in; it accepts nothing else.
-        using var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = s_timeout };
-
-        var failure = await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync("download/1").WaitAsync(s_timeout));
-
-        Assert.IsType<AuthenticationException>(failure.InnerException);
-    }
+            MapEndpoints);
 
     private static void MapEndpoints(WebApplication app)
     {
@@ -163,13 +157,6 @@ public sealed class TlsAlpnTests(ITestOutputHelper output)
             }
             await context.Response.WriteAsync($"{count}:{Convert.ToHexString(hash.GetHashAndReset())}", context.RequestAborted);
         });
-    }
-
-    private static byte[] Payload(int length)
-    {
-        var bytes = new byte[length];
-        new Random(length).NextBytes(bytes);
-        return bytes;
     }
 
     private static string Header(HttpResponseMessage response, string name)

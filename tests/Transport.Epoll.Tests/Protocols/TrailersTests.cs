@@ -16,12 +16,8 @@ namespace EpollTransport.Tests.Protocols;
 /// (<see cref="HttpResponseMessage.TrailingHeaders"/>). HttpClient has no API to send request trailers, so those go
 /// over a minimal HTTP/2 client on a bare socket: a trailing HEADERS frame after the DATA frames.
 /// </summary>
-public sealed class TrailersTests(ITestOutputHelper output)
+public sealed class TrailersTests(ITestOutputHelper output) : ProtocolTestBase(output)
 {
-    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
-
-    public static TheoryData<string> Transports => KestrelHost.Transports;
-
     [Theory]
     [MemberData(nameof(Transports))]
     public async Task ResponseTrailersFollowTheBody(string transport)
@@ -32,17 +28,17 @@ public sealed class TrailersTests(ITestOutputHelper output)
             BaseAddress = host.BaseAddress,
             DefaultRequestVersion = HttpVersion.Version20,
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Timeout = s_timeout,
+            Timeout = TestTimeout,
         };
 
         // The default completion option reads the whole body, and with it the trailers.
-        using var response = await client.GetAsync("response-trailers/300007").WaitAsync(s_timeout);
+        using var response = await client.GetAsync("response-trailers/300007").WaitAsync(TestTimeout);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(HttpVersion.Version20, response.Version);
-        ProtocolHost.AssertServedBy(transport, response);
+        host.AssertServedBy(response);
         Assert.Equal("true", string.Join(",", response.Headers.GetValues("X-Supports-Trailers")));
-        var body = await response.Content.ReadAsByteArrayAsync().WaitAsync(s_timeout);
+        var body = await response.Content.ReadAsByteArrayAsync().WaitAsync(TestTimeout);
         Assert.Equal(300_007, body.Length);
         Assert.Equal(Convert.ToHexString(SHA256.HashData(body)), string.Join(",", response.TrailingHeaders.GetValues("x-content-sha256")));
         Assert.Equal(["first", "second"], response.TrailingHeaders.GetValues("x-multi"));
@@ -56,7 +52,7 @@ public sealed class TrailersTests(ITestOutputHelper output)
     public async Task RequestTrailersReachTheApplicationAfterTheBody(string transport)
     {
         await using var host = await StartAsync(transport);
-        using var cts = new CancellationTokenSource(s_timeout);
+        using var cts = new CancellationTokenSource(TestTimeout);
         // Under the initial 65,535-byte flow-control windows, so the client need not wait for WINDOW_UPDATE.
         var body = new byte[40_001];
         new Random(5).NextBytes(body);
@@ -86,8 +82,8 @@ public sealed class TrailersTests(ITestOutputHelper output)
         Assert.Empty(host.LoggedErrors);
     }
 
-    private Task<ProtocolHost> StartAsync(string transport)
-        => ProtocolHost.StartAsync(transport,
+    private Task<KestrelHost> StartAsync(string transport)
+        => StartAsync(transport,
             endpoint => endpoint.Protocols = HttpProtocols.Http2,
             app =>
             {
@@ -119,8 +115,7 @@ public sealed class TrailersTests(ITestOutputHelper output)
                         $"x-content-sha256={context.Request.GetTrailer("x-content-sha256")};x-note={context.Request.GetTrailer("x-note")}",
                         context.RequestAborted);
                 });
-            },
-            output);
+            });
 
     /// <summary>
     /// Just enough HTTP/2 to send one request with trailers and read its response body: the connection preface,

@@ -13,37 +13,21 @@ namespace EpollTransport.Tests.Protocols;
 /// WebSockets through the transport, over an HTTP/1.1 upgrade and over HTTP/2 (RFC 8441, cleartext by prior
 /// knowledge): whole messages up to 1 MiB echoed, then the close handshake.
 /// </summary>
-public sealed class WebSocketTests(ITestOutputHelper output)
+public sealed class WebSocketTests(ITestOutputHelper output) : ProtocolTestBase(output)
 {
     private const int OneMiB = 1024 * 1024;
-
-    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
 
     // Around the frame-length encodings (7-bit, 16-bit, 64-bit) and up to 1 MiB.
     private static readonly int[] s_sizes = [0, 1, 125, 126, 127, 65_535, 65_536, 65_537, 300_007, OneMiB];
 
-    public static TheoryData<string, string> Cases
-    {
-        get
-        {
-            var cases = new TheoryData<string, string>();
-            foreach (var transport in KestrelHost.Transports)
-            {
-                cases.Add(transport, "HTTP/1.1");
-                cases.Add(transport, "HTTP/2");
-            }
-            return cases;
-        }
-    }
-
     [Theory]
-    [MemberData(nameof(Cases))]
+    [MemberData(nameof(TransportsAndVersions))]
     public async Task MessagesAreEchoedWholeAndTheCloseHandshakeCompletes(string transport, string protocol)
     {
         var http2 = protocol == "HTTP/2";
         var serverSawClose = new TaskCompletionSource<(WebSocketCloseStatus? Status, string? Description, string Protocol)>(
             TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var host = await ProtocolHost.StartAsync(transport,
+        await using var host = await StartAsync(transport,
             endpoint => endpoint.Protocols = http2 ? HttpProtocols.Http2 : HttpProtocols.Http1,
             app =>
             {
@@ -59,8 +43,7 @@ public sealed class WebSocketTests(ITestOutputHelper output)
                     var (status, description) = await EchoUntilCloseAsync(socket, context.RequestAborted);
                     serverSawClose.TrySetResult((status, description, context.Request.Protocol));
                 });
-            },
-            output);
+            });
 
         using var handler = new SocketsHttpHandler();
         using var invoker = new HttpMessageInvoker(handler);
@@ -71,13 +54,13 @@ public sealed class WebSocketTests(ITestOutputHelper output)
             client.Options.HttpVersion = HttpVersion.Version20;
             client.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
         }
-        using var cts = new CancellationTokenSource(s_timeout);
+        using var cts = new CancellationTokenSource(TestTimeout);
         var uri = new UriBuilder(host.BaseAddress) { Scheme = "ws", Path = "/ws" }.Uri;
 
         await client.ConnectAsync(uri, invoker, cts.Token);
 
         Assert.Equal(http2 ? HttpStatusCode.OK : HttpStatusCode.SwitchingProtocols, client.HttpStatusCode);
-        ProtocolHost.AssertServedBy(transport, client.HttpResponseHeaders?.TryGetValue(ProtocolHost.TransportHeader, out var values) == true
+        host.AssertServedBy(client.HttpResponseHeaders?.TryGetValue(KestrelHost.TransportHeader, out var values) == true
             ? string.Join(",", values) : null);
 
         foreach (var size in s_sizes)
@@ -108,7 +91,7 @@ public sealed class WebSocketTests(ITestOutputHelper output)
         Assert.Equal(WebSocketState.Closed, client.State);
         Assert.Equal(WebSocketCloseStatus.NormalClosure, client.CloseStatus);
         Assert.Equal("done", client.CloseStatusDescription);
-        var seen = await serverSawClose.Task.WaitAsync(s_timeout);
+        var seen = await serverSawClose.Task.WaitAsync(TestTimeout);
         Assert.Equal(WebSocketCloseStatus.NormalClosure, seen.Status);
         Assert.Equal("done", seen.Description);
         Assert.Equal(protocol, seen.Protocol);
@@ -171,13 +154,6 @@ public sealed class WebSocketTests(ITestOutputHelper output)
         {
             Assert.Fail($"{type} message differs: sent {sent.Length} bytes, got {received.Message.Length}; first difference at byte {common}.");
         }
-    }
-
-    internal static byte[] Payload(int length)
-    {
-        var bytes = new byte[length];
-        new Random(length).NextBytes(bytes);
-        return bytes;
     }
 
     /// <summary>Valid UTF-8 of exactly <paramref name="length"/> bytes, with 1- to 4-byte characters.</summary>
