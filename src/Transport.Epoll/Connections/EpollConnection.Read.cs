@@ -46,10 +46,12 @@ internal sealed partial class EpollConnection
                 }
                 writer.Advance(result.IntValue);
                 received += result.IntValue;
-                if (queued == 0)
+                if (queued == 0 && !_hangUp)
                 {
                     // TCP_INQ: the kernel says the receive queue is empty (and holds no FIN), so the next recv would
                     // be EAGAIN. Clearing the flag now saves that syscall; bytes that arrive later raise a new edge.
+                    // Not after EPOLLHUP/EPOLLERR: TCP_INQ does not count a pending reset, whose one edge came with
+                    // these bytes; only reading on to the ECONNRESET ends the connection.
                     _readable = false;
                     _reactor.Counters.ReadQueueDrained++;
                     break;

@@ -40,6 +40,8 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
     // Reactor-thread state.
     private volatile bool _startRequested;
     private bool _readable;
+    /// <summary>EPOLLHUP or EPOLLERR came: a reset or error waits behind whatever is still queued.</summary>
+    private bool _hangUp;
     private bool _writable = true;
     private bool _started;
     private ReadState _readState;
@@ -184,6 +186,11 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         if ((events & (EpollInterop.EPOLLIN | EpollInterop.EPOLLRDHUP | EpollInterop.EPOLLHUP | EpollInterop.EPOLLERR)) != 0)
         {
             _readable = true;
+        }
+        if ((events & (EpollInterop.EPOLLHUP | EpollInterop.EPOLLERR)) != 0)
+        {
+            // A reset (or error) is pending: TCP_INQ's "queue empty" no longer means the next recv would be EAGAIN.
+            _hangUp = true;
         }
         if ((events & (EpollInterop.EPOLLOUT | EpollInterop.EPOLLHUP | EpollInterop.EPOLLERR)) != 0 && !_writable)
         {
