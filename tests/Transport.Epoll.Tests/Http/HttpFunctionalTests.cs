@@ -93,7 +93,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         const int Depth = 16;
         await using var host = await StartAsync(transport);
         using var cts = new CancellationTokenSource(s_timeout);
-        using var connection = await RawHttpConnection.ConnectAsync(host.BaseAddress, cts.Token);
+        using var connection = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token);
 
         var requests = new StringBuilder();
         for (var i = 0; i < Depth; i++)
@@ -184,7 +184,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
     {
         await using var host = await StartAsync(transport);
         using var cts = new CancellationTokenSource(s_timeout);
-        using var connection = await RawHttpConnection.ConnectAsync(host.BaseAddress, cts.Token);
+        using var connection = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token);
         var payload = Payload(seed: 11, length: EightMiB);
 
         // The server echoes while the client still sends, so the client must read at the same time: a client that
@@ -274,7 +274,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         }));
         using var cts = new CancellationTokenSource(s_timeout);
 
-        using (var connection = await RawHttpConnection.ConnectAsync(host.BaseAddress, cts.Token))
+        using (var connection = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token))
         {
             await connection.SendAsync(Encoding.ASCII.GetBytes($"GET /endless HTTP/1.1\r\nHost: {host.BaseAddress.Authority}\r\n\r\n"), cts.Token);
             var head = await connection.ReadHeadAsync(cts.Token);
@@ -301,13 +301,13 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         await using var host = await StartAsync(transport);
         using var cts = new CancellationTokenSource(s_timeout);
 
-        using (var connection = await RawHttpConnection.ConnectAsync(host.BaseAddress, cts.Token))
+        using (var connection = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token))
         {
             var request = $"GET /echo-path/big HTTP/1.1\r\nHost: {host.BaseAddress.Authority}\r\nX-Big: {new string('a', 100 * 1024)}\r\n\r\n";
             await connection.SendAsync(Encoding.ASCII.GetBytes(request), cts.Token);
             var response = await connection.ReadResponseAsync(cts.Token);
             Assert.Equal(431, response.StatusCode);
-            await connection.ReadUntilClosedAsync(cts.Token);
+            Assert.Empty((await connection.ReadToEndAsync(cts.Token)).Received);
         }
 
         using var client = CreateClient(host);
@@ -320,7 +320,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
     {
         await using var host = await StartAsync(transport);
         using var cts = new CancellationTokenSource(s_timeout);
-        using var healthy = await RawHttpConnection.ConnectAsync(host.BaseAddress, cts.Token);
+        using var healthy = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token);
         var random = new Random(7);
         var garbage = new byte[4096];
         random.NextBytes(garbage);
@@ -336,7 +336,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
 
         for (var i = 0; i < malformed.Length; i++)
         {
-            using (var bad = await RawHttpConnection.ConnectAsync(host.BaseAddress, cts.Token))
+            using (var bad = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token))
             {
                 await bad.SendAsync(Encoding.Latin1.GetBytes(malformed[i].Request), cts.Token);
                 var head = await bad.ReadHeadAsync(cts.Token);
@@ -445,7 +445,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         return response.Body.WriteAsync(bytes, 0, bytes.Length);
     }
 
-    private static async Task SendEchoRequestAsync(RawHttpConnection connection, KestrelHost host, byte[] payload, CancellationToken cancellationToken)
+    private static async Task SendEchoRequestAsync(RawHttpClient connection, KestrelHost host, byte[] payload, CancellationToken cancellationToken)
     {
         await connection.SendAsync(Encoding.ASCII.GetBytes(
             $"POST /echo HTTP/1.1\r\nHost: {host.BaseAddress.Authority}\r\nContent-Length: {payload.Length}\r\n\r\n"), cancellationToken);
@@ -481,149 +481,6 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         if (common != expected.Length || actual.Length != expected.Length)
         {
             Assert.Fail($"Bodies differ: expected {expected.Length} bytes, got {actual.Length}; first difference at byte {common}.");
-        }
-    }
-
-    private sealed record RawResponse(int StatusCode, Dictionary<string, string> Headers, byte[] Body);
-
-    /// <summary>
-    /// An HTTP/1.1 client on a bare socket, for what HttpClient hides: pipelining, reading while still sending,
-    /// closing mid-response, and requests HttpClient would refuse to send. Responses must carry Content-Length.
-    /// </summary>
-    private sealed class RawHttpConnection : IDisposable
-    {
-        private const int MaxHeadBytes = 64 * 1024;
-
-        private readonly Socket _socket;
-        private byte[] _buffer = new byte[16 * 1024];
-        private int _start;
-        private int _end;
-
-        private RawHttpConnection(Socket socket) => _socket = socket;
-
-        public static async Task<RawHttpConnection> ConnectAsync(Uri baseAddress, CancellationToken cancellationToken)
-        {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                await socket.ConnectAsync(baseAddress.Host, baseAddress.Port, cancellationToken);
-                return new RawHttpConnection(socket);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        }
-
-        public async Task SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
-        {
-            while (!data.IsEmpty)
-            {
-                var sent = await _socket.SendAsync(data, SocketFlags.None, cancellationToken);
-                data = data[sent..];
-            }
-        }
-
-        public async Task<RawResponse> ReadResponseAsync(CancellationToken cancellationToken)
-        {
-            var head = await ReadHeadAsync(cancellationToken);
-            if (!head.Headers.TryGetValue("Content-Length", out var lengthText))
-            {
-                throw new InvalidDataException($"Response {head.StatusCode} has no Content-Length.");
-            }
-            var body = new byte[int.Parse(lengthText, CultureInfo.InvariantCulture)];
-            var copied = 0;
-            while (copied < body.Length)
-            {
-                if (_start == _end)
-                {
-                    await FillAsync(cancellationToken);
-                }
-                var count = Math.Min(_end - _start, body.Length - copied);
-                _buffer.AsSpan(_start, count).CopyTo(body.AsSpan(copied));
-                _start += count;
-                copied += count;
-            }
-            return head with { Body = body };
-        }
-
-        public async Task<RawResponse> ReadHeadAsync(CancellationToken cancellationToken)
-        {
-            int headEnd;
-            while ((headEnd = _buffer.AsSpan(_start, _end - _start).IndexOf("\r\n\r\n"u8)) < 0)
-            {
-                if (_end - _start >= MaxHeadBytes)
-                {
-                    throw new InvalidDataException("The response head is too large.");
-                }
-                await FillAsync(cancellationToken);
-            }
-
-            var lines = Encoding.ASCII.GetString(_buffer, _start, headEnd).Split("\r\n");
-            _start += headEnd + 4;
-            var statusParts = lines[0].Split(' ', 3);
-            if (statusParts.Length < 2 || statusParts[0] != "HTTP/1.1")
-            {
-                throw new InvalidDataException($"Bad status line: {lines[0]}");
-            }
-            var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-            foreach (var line in lines.AsSpan(1))
-            {
-                var colon = line.IndexOf(':', StringComparison.Ordinal);
-                headers[line[..colon]] = line[(colon + 1)..].Trim();
-            }
-            return new RawResponse(int.Parse(statusParts[1], CultureInfo.InvariantCulture), headers, []);
-        }
-
-        public async Task DiscardAsync(int count, CancellationToken cancellationToken)
-        {
-            while (count > 0)
-            {
-                if (_start == _end)
-                {
-                    await FillAsync(cancellationToken);
-                }
-                var taken = Math.Min(_end - _start, count);
-                _start += taken;
-                count -= taken;
-            }
-        }
-
-        /// <summary>Waits for the server to close: end of stream or a reset. Anything it sends first fails.</summary>
-        public async Task ReadUntilClosedAsync(CancellationToken cancellationToken)
-        {
-            Assert.Equal(_start, _end);
-            try
-            {
-                var received = await _socket.ReceiveAsync(_buffer, SocketFlags.None, cancellationToken);
-                Assert.Equal(0, received);
-            }
-            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
-            {
-            }
-        }
-
-        public void Dispose() => _socket.Dispose();
-
-        private async Task FillAsync(CancellationToken cancellationToken)
-        {
-            if (_start > 0)
-            {
-                _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
-                _end -= _start;
-                _start = 0;
-            }
-            if (_end == _buffer.Length)
-            {
-                Array.Resize(ref _buffer, _buffer.Length * 2);
-            }
-            var received = await _socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken);
-            if (received == 0)
-            {
-                throw new EndOfStreamException("The server closed the connection before the whole response arrived.");
-            }
-            _end += received;
         }
     }
 }

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace EpollTransport.Tests.Faults;
+namespace EpollTransport.Tests;
 
 /// <summary>A response head and (with Content-Length) its body.</summary>
 internal sealed record RawResponse(int StatusCode, Dictionary<string, string> Headers, byte[] Body);
