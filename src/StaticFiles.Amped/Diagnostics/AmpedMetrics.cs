@@ -39,7 +39,7 @@ internal sealed class AmpedMetrics : IDisposable
         Counter("amped.file_cache.hits", "{request}", "Requests answered from the file cache: no open, no statx.", () => _fileCacheHits);
         Counter("amped.miss_cache.hits", "{request}", "Requests for paths remembered as naming no file: passed on with no disk call.", () => _missCacheHits);
         Counter("amped.lookups", "{request}", "Requests that neither cache could answer and that looked the path up on disk.", () => _lookups);
-        Counter("amped.content_cache.hits", "{response}", "Responses whose bytes came from the content cache: no read.", () => _contentHits);
+        Counter("amped.content_cache.hits", "{send}", "Bodies sent from the content cache, no read (a multipart response counts each of its ranges).", () => _contentHits);
         Counter("amped.reads.nowait", "{call}", "Reads answered on the loop from the page cache (preadv2 RWF_NOWAIT).", () => _readsNoWait);
         Counter("amped.reads.helper", "{call}", "Reads that missed the page cache and went to a helper.", () => _readsHelper);
         Counter("amped.opens.cached", "{call}", "Opens answered on the loop from the dentry cache (openat2 RESOLVE_CACHED).", () => _opensCached);

@@ -381,26 +381,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         });
 
         app.MapPost("/sha256", async context =>
-        {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long count = 0;
-            var reader = context.Request.BodyReader;
-            while (true)
-            {
-                var result = await reader.ReadAsync(context.RequestAborted);
-                foreach (var segment in result.Buffer)
-                {
-                    hash.AppendData(segment.Span);
-                    count += segment.Length;
-                }
-                reader.AdvanceTo(result.Buffer.End);
-                if (result.IsCompleted)
-                {
-                    break;
-                }
-            }
-            await WriteTextAsync(context.Response, $"{count}:{Convert.ToHexString(hash.GetHashAndReset())}");
-        });
+            await WriteTextAsync(context.Response, await BodyHash.OfRequestAsync(context)));
 
         app.MapGet("/random/{seed:int}/{length:int}", async context =>
         {

@@ -137,26 +137,7 @@ public sealed class TlsAlpnTests(ITestOutputHelper output) : ProtocolTestBase(ou
         });
 
         app.MapPost("/sha256", async context =>
-        {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long count = 0;
-            var reader = context.Request.BodyReader;
-            while (true)
-            {
-                var result = await reader.ReadAsync(context.RequestAborted);
-                foreach (var segment in result.Buffer)
-                {
-                    hash.AppendData(segment.Span);
-                    count += segment.Length;
-                }
-                reader.AdvanceTo(result.Buffer.End);
-                if (result.IsCompleted)
-                {
-                    break;
-                }
-            }
-            await context.Response.WriteAsync($"{count}:{Convert.ToHexString(hash.GetHashAndReset())}", context.RequestAborted);
-        });
+            await context.Response.WriteAsync(await BodyHash.OfRequestAsync(context), context.RequestAborted));
     }
 
     private static string Header(HttpResponseMessage response, string name)
