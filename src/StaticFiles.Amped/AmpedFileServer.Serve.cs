@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using EpollTransport;
 using Microsoft.AspNetCore.Http;
@@ -15,6 +16,9 @@ internal sealed partial class AmpedFileServer
 {
     /// <summary>The most one read asks for: large enough to amortize a helper round trip, small enough to stream.</summary>
     private const int ChunkSize = 64 * 1024;
+
+    /// <summary>The first read of a streamed body, made before the response starts (see <see cref="StreamAsync"/>).</summary>
+    private const int FirstChunkSize = 16 * 1024;
 
     /// <summary>Serves <paramref name="entry"/>, or the precompressed sibling the request's Accept-Encoding prefers.</summary>
     private Task ServeAsync(HttpContext context, CachedPath entry)
@@ -55,7 +59,8 @@ internal sealed partial class AmpedFileServer
             headers.CacheControl = cacheControl;
         }
         // As UseStaticFiles: the application's hook sees the responses that carry the file (200, 206) or confirm it
-        // (304), not the errors (412, 416).
+        // (304), not the errors (412, 416); it runs once status and headers are final and before any byte of the
+        // body, so that what it sets (a Content-Type with a charset, say) is what goes out.
         void PrepareResponse() => _options.OnPrepareResponse?.Invoke(new StaticFileResponseContext(context,
             new AmpedFileInfo(file.PhysicalPath, length, validators.LastModified)));
 
@@ -67,8 +72,8 @@ internal sealed partial class AmpedFileServer
             switch (Preconditions.Evaluate(requestHeaders!, request.Method, validators))
             {
                 case PreconditionResult.NotModified:
-                    PrepareResponse();
                     response.StatusCode = StatusCodes.Status304NotModified;
+                    PrepareResponse();
                     return;
                 case PreconditionResult.PreconditionFailed:
                     response.StatusCode = StatusCodes.Status412PreconditionFailed;
@@ -79,21 +84,19 @@ internal sealed partial class AmpedFileServer
         var plan = requestHeaders is null
             ? RangePlan.Full
             : RangeEvaluator.Evaluate(requestHeaders, request.Method, validators, DateTimeOffset.UtcNow, _options.MaxRanges);
-        if (plan.Kind == RangePlanKind.Unsatisfiable)
-        {
-            response.StatusCode = StatusCodes.Status416RangeNotSatisfiable;
-            headers.ContentRange = ContentRange.Unsatisfied(length);
-            return;
-        }
-        PrepareResponse();
         switch (plan.Kind)
         {
+            case RangePlanKind.Unsatisfiable:
+                response.StatusCode = StatusCodes.Status416RangeNotSatisfiable;
+                headers.ContentRange = ContentRange.Unsatisfied(length);
+                return;
             case RangePlanKind.Single:
                 var range = plan.Ranges[0];
                 response.StatusCode = StatusCodes.Status206PartialContent;
                 headers.ContentRange = ContentRange.Format(range, length);
                 response.ContentType = contentType;
                 response.ContentLength = range.Length;
+                PrepareResponse();
                 await SendAsync(context, entry, file, range.Start, range.Length);
                 return;
             case RangePlanKind.Multipart:
@@ -101,6 +104,7 @@ internal sealed partial class AmpedFileServer
                 response.StatusCode = StatusCodes.Status206PartialContent;
                 response.ContentType = layout.ContentType;
                 response.ContentLength = layout.ContentLength;
+                PrepareResponse();
                 foreach (var part in layout.Parts)
                 {
                     await response.BodyWriter.WriteAsync(part.Header, context.RequestAborted);
@@ -114,6 +118,7 @@ internal sealed partial class AmpedFileServer
             default:
                 response.ContentType = contentType;
                 response.ContentLength = length;
+                PrepareResponse();
                 if (!HttpMethods.IsHead(request.Method))
                 {
                     await SendAsync(context, entry, file, 0, length);
@@ -160,14 +165,14 @@ internal sealed partial class AmpedFileServer
             file.EndLoad(null);
             return null;
         }
-        var loop = EpollLoop.Current ?? _ownLoop.Value;
+        var loop = LoopForRequest(out var resumeOnThreadPool);
         var content = new byte[file.Length];
         var read = 0;
         try
         {
             while (read < content.Length)
             {
-                var result = await ReadAsync(loop, file.Fd, content.AsMemory(read), read, context.RequestAborted);
+                var result = await ReadAsync(loop, resumeOnThreadPool, file.Fd, content.AsMemory(read), read, context.RequestAborted);
                 if (!result.IsSuccess || result.Value == 0)
                 {
                     break;
@@ -195,15 +200,44 @@ internal sealed partial class AmpedFileServer
     /// <summary>Streams <paramref name="count"/> bytes from <paramref name="offset"/>; false when the response ended early.</summary>
     private async Task<bool> StreamAsync(HttpContext context, int fd, long offset, long count)
     {
-        var loop = EpollLoop.Current ?? _ownLoop.Value;
+        var loop = LoopForRequest(out var resumeOnThreadPool);
         var writer = context.Response.BodyWriter;
         var aborted = context.RequestAborted;
+        if (!context.Response.HasStarted && count > 0)
+        {
+            // The first read goes into a buffer of our own: asking the response's writer for memory starts the
+            // response, and until this read has succeeded a refused or failed read can still be answered with a
+            // status instead of a reset. Kept small, since its bytes are copied once more.
+            var want = (int)Math.Min(count, FirstChunkSize);
+            var buffer = ArrayPool<byte>.Shared.Rent(want);
+            try
+            {
+                var read = await ReadAsync(loop, resumeOnThreadPool, fd, buffer.AsMemory(0, want), offset, aborted);
+                if (!read.IsSuccess || read.Value == 0)
+                {
+                    AnswerUnavailable(context, context.Request.Path.Value ?? "", read.IsSuccess ? FileResult.EIO : read.Errno);
+                    return false;
+                }
+                writer.Write(buffer.AsSpan(0, read.IntValue));
+                offset += read.Value;
+                count -= read.Value;
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            var flushed = await writer.FlushAsync(aborted);
+            if (flushed.IsCanceled || flushed.IsCompleted)
+            {
+                return false;
+            }
+        }
         while (count > 0)
         {
             var want = (int)Math.Min(count, ChunkSize);
             var memory = writer.GetMemory(want);
             memory = memory[..Math.Min(memory.Length, want)];
-            var read = await ReadAsync(loop, fd, memory, offset, aborted);
+            var read = await ReadAsync(loop, resumeOnThreadPool, fd, memory, offset, aborted);
             if (!read.IsSuccess || read.Value == 0)
             {
                 // The file shrank or failed under us after Content-Length went out: the only honest end is an abort.
@@ -227,7 +261,7 @@ internal sealed partial class AmpedFileServer
     /// Page-cache data straight from the loop (<c>preadv2</c> with <c>RWF_NOWAIT</c> never waits for the disk); only a
     /// miss goes to a helper. A short read returns what was cached; the next call finds where the cache ends.
     /// </summary>
-    private async ValueTask<FileResult> ReadAsync(EpollLoop loop, int fd, Memory<byte> memory, long offset, CancellationToken aborted)
+    private async ValueTask<FileResult> ReadAsync(EpollLoop loop, bool resumeOnThreadPool, int fd, Memory<byte> memory, long offset, CancellationToken aborted)
     {
         if (_helpers is null)
         {
@@ -246,7 +280,7 @@ internal sealed partial class AmpedFileServer
 
         using var job = new ReadFileJob(_calls, fd, memory.Length, offset);
         var posted = Stopwatch.GetTimestamp();
-        if (!_helpers.TryPost(job, DiskQueue.Data, loop, aborted, out var completion))
+        if (!_helpers.TryPost(job, DiskQueue.Data, loop, resumeOnThreadPool, aborted, out var completion))
         {
             _metrics.Refused();
             return FileResult.FromErrno(FileResult.EAGAIN);
@@ -255,7 +289,7 @@ internal sealed partial class AmpedFileServer
         _metrics.HelperJob(DiskQueue.Data, Stopwatch.GetElapsedTime(posted));
         if (read.IsSuccess)
         {
-            // Back on the loop, which owns the response's memory again.
+            // Back where the request runs (its loop, or the thread pool), which owns the response's memory again.
             job.Data(read.IntValue).CopyTo(memory.Span);
         }
         return read;

@@ -32,6 +32,8 @@ internal sealed partial class AmpedFileServer : IDisposable
     private readonly IFileCalls _calls;
     private readonly AmpedMetrics _metrics;
     private long _lookups;
+    /// <summary>1 while lookups fail for want of fds, memory or a helper (an episode is logged once).</summary>
+    private int _unavailable;
 
     public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger, IFileCalls? calls = null, IMeterFactory? meterFactory = null)
     {
@@ -115,56 +117,28 @@ internal sealed partial class AmpedFileServer : IDisposable
 
         _metrics.Lookup();
         var generation = _watcher?.Generation ?? 0;
-        var loop = EpollLoop.Current ?? _ownLoop.Value;
-        var file = await OpenAsync(loop, relative, context.RequestAborted);
-        if (file is not { } opened)
+        var loop = LoopForRequest(out var resumeOnThreadPool);
+        var lookup = await ResolveAsync(loop, resumeOnThreadPool, relative, endsWithSlash, context.RequestAborted);
+        switch (lookup.Outcome)
         {
-            await RefuseAsync(context);
-            return;
-        }
-        var name = relative;
-        if (opened.IsRegularFile && endsWithSlash)
-        {
-            // "/index.html/" names a folder; serving the file there would give it a second URL whose relative
-            // links resolve one level too deep.
-            _calls.Close(opened.Fd);
-            _misses?.Add(key, generation);
-            await next(context);
-            return;
-        }
-        if (opened.IsDirectory)
-        {
-            _calls.Close(opened.Fd);
-            (opened, name) = await OpenDefaultDocumentAsync(loop, relative, context.RequestAborted);
-            if (opened.IsRegularFile && !endsWithSlash)
-            {
-                _calls.Close(opened.Fd);
-                if (_options.RedirectToAppendTrailingSlash)
-                {
-                    // As UseDefaultFiles: relative links in the document must resolve below the folder.
-                    context.Response.StatusCode = StatusCodes.Status301MovedPermanently;
-                    context.Response.Headers.Location = request.PathBase + request.Path + "/" + request.QueryString;
-                    return;
-                }
+            case LookupOutcome.Unavailable:
+                AnswerUnavailable(context, relative, lookup.Errno);
+                return;
+            case LookupOutcome.Redirect:
+                NoteHealthy();
+                // As UseDefaultFiles: relative links in the document must resolve below the folder.
+                context.Response.StatusCode = StatusCodes.Status301MovedPermanently;
+                context.Response.Headers.Location = request.PathBase + request.Path + "/" + request.QueryString;
+                return;
+            case LookupOutcome.Miss:
+                NoteHealthy();
                 _misses?.Add(key, generation);
                 await next(context);
                 return;
-            }
         }
-        if (!opened.IsRegularFile)
-        {
-            if (opened.IsOpen)
-            {
-                _calls.Close(opened.Fd);
-            }
-            if (opened.IsOpen || IsLastingMiss(opened.Errno))
-            {
-                _misses?.Add(key, generation);
-            }
-            await next(context);
-            return;
-        }
-        if (!TryGetContentType(name, out var contentType))
+        NoteHealthy();
+        var opened = lookup.File;
+        if (!TryGetContentType(lookup.Name, out var contentType))
         {
             _calls.Close(opened.Fd);
             _misses?.Add(key, generation);
@@ -172,16 +146,56 @@ internal sealed partial class AmpedFileServer : IDisposable
             return;
         }
 
-        var entry = await CreateEntryAsync(context, loop, opened, key, name, contentType, generation);
+        var (entry, complete) = await CreateEntryAsync(loop, resumeOnThreadPool, opened, lookup.Name, contentType, generation, context.RequestAborted);
         try
         {
-            _files?.Add(key, entry, generation);
+            if (complete)
+            {
+                _files?.Add(key, entry, generation);
+            }
             await ServeAsync(context, entry);
         }
         finally
         {
             entry.Release();
         }
+    }
+
+    /// <summary>
+    /// What the path names: a file to serve (a folder's default document included), a redirect to the folder's
+    /// slash, a miss that lasts until something under the root changes, or no answer for now.
+    /// </summary>
+    private async ValueTask<Lookup> ResolveAsync(EpollLoop loop, bool resumeOnThreadPool, string relative, bool endsWithSlash,
+        CancellationToken aborted)
+    {
+        var opened = await OpenAsync(loop, resumeOnThreadPool, relative, aborted);
+        if (!opened.IsOpen)
+        {
+            return IsLastingMiss(opened.Errno) ? Lookup.Missing : Lookup.Unavailable(opened.Errno);
+        }
+        if (opened.IsRegularFile)
+        {
+            if (endsWithSlash)
+            {
+                // "/index.html/" names a folder; serving the file there would give it a second URL whose relative
+                // links resolve one level too deep.
+                _calls.Close(opened.Fd);
+                return Lookup.Missing;
+            }
+            return Lookup.Found(opened, relative);
+        }
+        _calls.Close(opened.Fd);
+        if (!opened.IsDirectory)
+        {
+            return Lookup.Missing;
+        }
+        var document = await OpenDefaultDocumentAsync(loop, resumeOnThreadPool, relative, aborted);
+        if (document.Outcome == LookupOutcome.Found && !endsWithSlash)
+        {
+            _calls.Close(document.File.Fd);
+            return _options.RedirectToAppendTrailingSlash ? Lookup.Redirect : Lookup.Missing;
+        }
+        return document;
     }
 
     /// <summary>Lookups made on disk (helper jobs, or direct calls in Sped mode); for tests.</summary>
@@ -192,6 +206,9 @@ internal sealed partial class AmpedFileServer : IDisposable
 
     /// <summary>The positive cache, or null when it is off; for tests.</summary>
     internal FileCache? Files => _files;
+
+    /// <summary>The helper pool, or null in <see cref="AmpedMode.Sped"/>; for tests.</summary>
+    internal HelperPool? Helpers => _helpers;
 
     public void Dispose()
     {
@@ -207,63 +224,84 @@ internal sealed partial class AmpedFileServer : IDisposable
 
     /// <summary>
     /// The entry for a file a lookup found: the file and the precompressed siblings that exist beside it (all kept
-    /// open, whichever this request's Accept-Encoding picks), held once for the caller.
+    /// open, whichever this request's Accept-Encoding picks), held once for the caller. <c>Complete</c> is false
+    /// when a sibling could not be looked up for now: the entry serves this request but is not cached, so that the
+    /// next request looks for the sibling again.
     /// </summary>
-    private async ValueTask<CachedPath> CreateEntryAsync(HttpContext context, EpollLoop loop, OpenedFile opened, string key,
-        string name, string contentType, long generation)
+    private async ValueTask<(CachedPath Entry, bool Complete)> CreateEntryAsync(EpollLoop loop, bool resumeOnThreadPool,
+        OpenedFile opened, string name, string contentType, long generation, CancellationToken aborted)
     {
-        var file = new CachedFile(opened, Path.Combine(_root, name));
         OpenedFile? brotli = null;
+        OpenedFile? gzip = null;
         try
         {
+            var complete = true;
             if (_options.ServePrecompressedFiles)
             {
-                var aborted = context.RequestAborted;
-                brotli = await OpenSiblingAsync(loop, key + ".br", name + ".br", generation, aborted);
-                var gzip = await OpenSiblingAsync(loop, key + ".gz", name + ".gz", generation, aborted);
-                return new CachedPath(_calls, file,
-                    brotli is { } b ? new CachedFile(b, Path.Combine(_root, name + ".br")) : null,
-                    gzip is { } g ? new CachedFile(g, Path.Combine(_root, name + ".gz")) : null,
-                    contentType);
+                (brotli, var brotliKnown) = await OpenSiblingAsync(loop, resumeOnThreadPool, name + ".br", generation, aborted);
+                (gzip, var gzipKnown) = await OpenSiblingAsync(loop, resumeOnThreadPool, name + ".gz", generation, aborted);
+                complete = brotliKnown && gzipKnown;
             }
-            return new CachedPath(_calls, file, null, null, contentType);
+            var entry = new CachedPath(_calls, new CachedFile(opened, Path.Combine(_root, name)),
+                brotli is { } b ? new CachedFile(b, Path.Combine(_root, name + ".br")) : null,
+                gzip is { } g ? new CachedFile(g, Path.Combine(_root, name + ".gz")) : null,
+                contentType);
+            return (entry, complete);
         }
         catch
         {
-            // The client went away while a sibling was being looked up.
+            // The client went away while a sibling was being looked up, or describing a file failed: whatever was
+            // opened for the entry is closed here, since no entry owns it.
             _calls.Close(opened.Fd);
             if (brotli is { } openedBrotli)
             {
                 _calls.Close(openedBrotli.Fd);
             }
+            if (gzip is { } openedGzip)
+            {
+                _calls.Close(openedGzip.Fd);
+            }
             throw;
         }
     }
 
-    /// <summary>An open regular file at <paramref name="relative"/>, or null (then remembered as a miss when lasting).</summary>
-    private async ValueTask<OpenedFile?> OpenSiblingAsync(EpollLoop loop, string key, string relative, long generation, CancellationToken aborted)
+    /// <summary>
+    /// An open regular file at <paramref name="relative"/>, or null; <c>Known</c> is false when the answer is not
+    /// known for now (a transient error), which is never remembered as a miss.
+    /// </summary>
+    /// <remarks>
+    /// A sibling's miss is keyed by its file name (<c>docs/index.html.br</c>), never by a request path: request keys
+    /// start with a slash, so a real dot file such as <c>/docs/.br</c> can never be taken for a sibling's absence.
+    /// </remarks>
+    private async ValueTask<(OpenedFile? File, bool Known)> OpenSiblingAsync(EpollLoop loop, bool resumeOnThreadPool,
+        string relative, long generation, CancellationToken aborted)
     {
-        if (_misses?.Contains(key) == true || await OpenAsync(loop, relative, aborted) is not { } file)
+        if (_misses?.Contains(relative) == true)
         {
-            return null;
+            return (null, true);
         }
+        var file = await OpenAsync(loop, resumeOnThreadPool, relative, aborted);
         if (file.IsRegularFile)
         {
-            return file;
+            return (file, true);
         }
         if (file.IsOpen)
         {
             _calls.Close(file.Fd);
         }
-        if (file.IsOpen || IsLastingMiss(file.Errno))
+        else if (!IsLastingMiss(file.Errno))
         {
-            _misses?.Add(key, generation);
+            return (null, false);
         }
-        return null;
+        _misses?.Add(relative, generation);
+        return (null, true);
     }
 
-    /// <summary>Null when the helpers refused the job (their queue is full).</summary>
-    private async ValueTask<OpenedFile?> OpenAsync(EpollLoop loop, string relative, CancellationToken aborted)
+    /// <summary>
+    /// The open and <c>statx</c> of <paramref name="relative"/>: on the loop when the dentry cache has it, else on a
+    /// helper. A job the helpers refuse (their queue is full) comes back as EAGAIN, like any other "not now".
+    /// </summary>
+    private async ValueTask<OpenedFile> OpenAsync(EpollLoop loop, bool resumeOnThreadPool, string relative, CancellationToken aborted)
     {
         Interlocked.Increment(ref _lookups);
         if (_helpers is null)
@@ -277,34 +315,40 @@ internal sealed partial class AmpedFileServer : IDisposable
         }
         var job = new OpenFileJob(_calls, _rootFd, relative);
         var posted = Stopwatch.GetTimestamp();
-        if (!_helpers.TryPost(job, DiskQueue.Metadata, loop, aborted, out var completion))
+        if (!_helpers.TryPost(job, DiskQueue.Metadata, loop, resumeOnThreadPool, aborted, out var completion))
         {
             _metrics.Refused();
-            return null;
+            return OpenedFile.Failed(FileResult.EAGAIN);
         }
         var opened = await completion;
         _metrics.HelperJob(DiskQueue.Metadata, Stopwatch.GetElapsedTime(posted));
         return opened;
     }
 
-    private async ValueTask<(OpenedFile File, string Name)> OpenDefaultDocumentAsync(EpollLoop loop, string folder, CancellationToken aborted)
+    /// <summary>
+    /// The folder's first default document that is a regular file; a miss when none is; unavailable as soon as one
+    /// cannot be looked up now (serving the next name instead would serve the wrong document).
+    /// </summary>
+    private async ValueTask<Lookup> OpenDefaultDocumentAsync(EpollLoop loop, bool resumeOnThreadPool, string folder, CancellationToken aborted)
     {
         foreach (var document in _options.DefaultFileNames)
         {
             var name = folder.Length == 0 ? document : folder + "/" + document;
-            if (await OpenAsync(loop, name, aborted) is { } file)
+            var file = await OpenAsync(loop, resumeOnThreadPool, name, aborted);
+            if (file.IsRegularFile)
             {
-                if (file.IsRegularFile)
-                {
-                    return (file, name);
-                }
-                if (file.IsOpen)
-                {
-                    _calls.Close(file.Fd);
-                }
+                return Lookup.Found(file, name);
+            }
+            if (file.IsOpen)
+            {
+                _calls.Close(file.Fd);
+            }
+            else if (!IsLastingMiss(file.Errno))
+            {
+                return Lookup.Unavailable(file.Errno);
             }
         }
-        return (OpenedFile.Failed(FileResult.ENOENT), folder);
+        return Lookup.Missing;
     }
 
     /// <summary>
@@ -326,13 +370,83 @@ internal sealed partial class AmpedFileServer : IDisposable
         return _options.ServeUnknownFileTypes;
     }
 
-    private static Task RefuseAsync(HttpContext context)
+    /// <summary>
+    /// The loop a disk call's completion goes to, and whether the request then resumes on the thread pool: the epoll
+    /// reactor that runs the request inline keeps it (AMPED: the request goes on where the loop is); the
+    /// middleware's own loop only runs completions and hands the request back to the thread pool, so that the app
+    /// (and its blocking calls) never runs there.
+    /// </summary>
+    private EpollLoop LoopForRequest(out bool resumeOnThreadPool)
     {
-        // The helper queue is full: the disk cannot keep up, and waiting would only grow the backlog.
-        context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-        context.Response.Headers.RetryAfter = "1";
-        return Task.CompletedTask;
+        if (EpollLoop.Current is { } reactor)
+        {
+            resumeOnThreadPool = false;
+            return reactor;
+        }
+        resumeOnThreadPool = true;
+        return _ownLoop.Value;
     }
+
+    /// <summary>
+    /// No answer for now: the process is short of fds or memory, or the helpers' queue is full (503 with Retry-After:
+    /// the same request succeeds once that passes), or the disk failed (500). Logged once per episode.
+    /// </summary>
+    private void AnswerUnavailable(HttpContext context, string relative, int errno)
+    {
+        var shortage = IsShortage(errno);
+        if (Interlocked.Exchange(ref _unavailable, 1) == 0)
+        {
+            LogDiskUnavailable(_logger, relative, FileResult.FromErrno(errno).ToString());
+        }
+        var response = context.Response;
+        response.Clear();
+        response.StatusCode = shortage ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status500InternalServerError;
+        if (shortage)
+        {
+            response.Headers.RetryAfter = "1";
+        }
+    }
+
+    /// <summary>A lookup got a real answer: an episode of <see cref="AnswerUnavailable"/> is over.</summary>
+    private void NoteHealthy()
+    {
+        if (Volatile.Read(ref _unavailable) != 0 && Interlocked.Exchange(ref _unavailable, 0) != 0)
+        {
+            LogDiskRecovered(_logger);
+        }
+    }
+
+    /// <summary>Errnos of a resource that runs short for a while (EAGAIN includes a full helper queue).</summary>
+    private static bool IsShortage(int errno)
+        => errno is FileResult.EAGAIN or FileResult.EMFILE or FileResult.ENFILE or FileResult.ENOMEM or FileResult.ENOBUFS
+            or FileResult.EINTR;
+
+    /// <summary>The outcome of resolving a request path.</summary>
+    private enum LookupOutcome
+    {
+        Found,
+        Miss,
+        Redirect,
+        Unavailable,
+    }
+
+    /// <summary>A resolved path: the open file and its name beneath the root when found, the errno when unavailable.</summary>
+    private readonly record struct Lookup(LookupOutcome Outcome, OpenedFile File, string Name, int Errno)
+    {
+        public static Lookup Missing => new(LookupOutcome.Miss, default, "", 0);
+
+        public static Lookup Redirect => new(LookupOutcome.Redirect, default, "", 0);
+
+        public static Lookup Found(OpenedFile file, string name) => new(LookupOutcome.Found, file, name, 0);
+
+        public static Lookup Unavailable(int errno) => new(LookupOutcome.Unavailable, default, "", errno);
+    }
+
+    [LoggerMessage(2, LogLevel.Warning, "Looking up {Path} failed for now ({Error}); requests get 503 (or 500 for an I/O error) until lookups succeed again.", EventName = "DiskUnavailable")]
+    private static partial void LogDiskUnavailable(ILogger logger, string path, string error);
+
+    [LoggerMessage(3, LogLevel.Information, "Lookups succeed again.", EventName = "DiskRecovered")]
+    private static partial void LogDiskRecovered(ILogger logger);
 
     [LoggerMessage(1, LogLevel.Warning, "Reading {Path} failed after its headers were sent ({Error}); the response was aborted.", EventName = "ReadFailed")]
     private static partial void LogReadFailed(ILogger logger, PathString path, string error);

@@ -19,7 +19,8 @@ internal abstract class DiskJob<T> : DiskJob, IValueTaskSource<T>
 {
     private static readonly Action<object?> s_complete = static state => ((DiskJob<T>)state!).Complete();
 
-    // Continuations run where SetResult is called, on the loop: that is the point of the hand-back.
+    // SetResult is called on the loop: that is the point of the hand-back. Continuations run there too unless the
+    // job was prepared to resume on the thread pool.
     private ManualResetValueTaskSourceCore<T> _core;
     private T? _result;
     private Exception? _error;
@@ -31,10 +32,15 @@ internal abstract class DiskJob<T> : DiskJob, IValueTaskSource<T>
     /// <summary>The call that may block. Helper thread.</summary>
     protected abstract T Execute();
 
-    /// <summary>Arms the job for one run; the returned task completes on <paramref name="loop"/>.</summary>
-    internal ValueTask<T> Prepare(EpollLoop loop, CancellationToken cancellation)
+    /// <summary>
+    /// Arms the job for one run; the returned task completes on <paramref name="loop"/>. The awaiter resumes right
+    /// there (the epoll reactor that runs the request inline), or, with <paramref name="resumeOnThreadPool"/>, is
+    /// queued to the thread pool from there: a loop that only runs completions must never run the application.
+    /// </summary>
+    internal ValueTask<T> Prepare(EpollLoop loop, bool resumeOnThreadPool, CancellationToken cancellation)
     {
         _loop = loop;
+        _core.RunContinuationsAsynchronously = resumeOnThreadPool;
         Cancellation = cancellation;
         _result = default;
         _error = null;

@@ -36,12 +36,14 @@ internal sealed class HelperPool : IDisposable
     }
 
     /// <summary>
-    /// Queues <paramref name="job"/> for a helper; its task completes on <paramref name="loop"/>. Returns false, and
-    /// leaves <paramref name="completion"/> default, when the queue is full or the pool is stopping.
+    /// Queues <paramref name="job"/> for a helper; its task completes on <paramref name="loop"/>, and the awaiter
+    /// resumes there too unless <paramref name="resumeOnThreadPool"/>. Returns false, and leaves
+    /// <paramref name="completion"/> default, when the queue is full or the pool is stopping.
     /// </summary>
-    public bool TryPost<T>(DiskJob<T> job, DiskQueue queue, EpollLoop loop, CancellationToken cancellation, out ValueTask<T> completion)
+    public bool TryPost<T>(DiskJob<T> job, DiskQueue queue, EpollLoop loop, bool resumeOnThreadPool, CancellationToken cancellation,
+        out ValueTask<T> completion)
     {
-        var pending = job.Prepare(loop, cancellation);
+        var pending = job.Prepare(loop, resumeOnThreadPool, cancellation);
         var target = queue == DiskQueue.Metadata ? _metadata : _data;
         bool added;
         try

@@ -14,8 +14,10 @@ internal readonly struct FileResult
     public const int EPERM = 1;
     public const int ENOENT = 2;
     public const int EINTR = 4;
+    public const int EIO = 5;
     public const int EBADF = 9;
     public const int EAGAIN = 11;
+    public const int ENOMEM = 12;
     public const int EACCES = 13;
     public const int EXDEV = 18;
     public const int ENOTDIR = 20;
@@ -27,6 +29,7 @@ internal readonly struct FileResult
     public const int ENOSYS = 38;
     public const int ELOOP = 40;
     public const int EOPNOTSUPP = 95;
+    public const int ENOBUFS = 105;
 
     private readonly long _value;
 
@@ -66,8 +69,10 @@ internal readonly struct FileResult
         EPERM => nameof(EPERM),
         ENOENT => nameof(ENOENT),
         EINTR => nameof(EINTR),
+        EIO => nameof(EIO),
         EBADF => nameof(EBADF),
         EAGAIN => nameof(EAGAIN),
+        ENOMEM => nameof(ENOMEM),
         EACCES => nameof(EACCES),
         EXDEV => nameof(EXDEV),
         ENOTDIR => nameof(ENOTDIR),
@@ -79,6 +84,7 @@ internal readonly struct FileResult
         ENOSYS => nameof(ENOSYS),
         ELOOP => nameof(ELOOP),
         EOPNOTSUPP => nameof(EOPNOTSUPP),
+        ENOBUFS => nameof(ENOBUFS),
         _ => null,
     };
 }

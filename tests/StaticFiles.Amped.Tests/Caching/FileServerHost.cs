@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using StaticFiles.Amped.Disk;
 
@@ -26,9 +27,10 @@ internal sealed class FileServerHost : IAsyncDisposable
 
     public string PathOf(string relative) => Path.Combine(Root, relative);
 
-    public async Task<HttpClient> StartAsync(AmpedStaticFileOptions options, IFileCalls? calls = null, IMeterFactory? meterFactory = null)
+    public async Task<HttpClient> StartAsync(AmpedStaticFileOptions options, IFileCalls? calls = null, IMeterFactory? meterFactory = null,
+        ILogger? logger = null)
     {
-        Files = new AmpedFileServer(options, Root, NullLogger.Instance, calls, meterFactory);
+        Files = new AmpedFileServer(options, Root, logger ?? NullLogger.Instance, calls, meterFactory);
         var files = Files;
         _host = await new HostBuilder()
             .ConfigureWebHost(web => web.UseTestServer().Configure(app =>

@@ -70,7 +70,7 @@ public class HelperPoolTests
         // One job fits in the queue behind the running one; the next is refused.
         var queued = PostAndResumeAsync(loop, pool, new FuncJob(() => ""), DiskQueue.Data);
         var refused = new FuncJob(() => "");
-        var posted = await OnLoopAsync(loop, () => pool.TryPost(refused, DiskQueue.Data, loop, CancellationToken.None, out _));
+        var posted = await OnLoopAsync(loop, () => pool.TryPost(refused, DiskQueue.Data, loop, resumeOnThreadPool: false, CancellationToken.None, out _));
 
         Assert.False(posted);
         Assert.Equal(1, pool.Queued(DiskQueue.Data));
@@ -137,7 +137,7 @@ public class HelperPoolTests
         {
             try
             {
-                Assert.True(pool.TryPost(job, queue, loop, cancellation, out var completion));
+                Assert.True(pool.TryPost(job, queue, loop, resumeOnThreadPool: false, cancellation, out var completion));
                 job.LastResult = await completion;
                 resumed.SetResult(Thread.CurrentThread.Name);
             }

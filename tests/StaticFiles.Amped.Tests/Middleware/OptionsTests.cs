@@ -233,4 +233,51 @@ public sealed class OptionsTests : SiteTests
         // As UseStaticFiles: 200, 304 and 206 go through the hook; 412 and 416 do not.
         Assert.Equal(["200", "304", "range"], seen);
     }
+    [Theory]
+    [MemberData(nameof(Modes))]
+    public async Task WhatOnPrepareResponseSetsIsWhatGoesOut(AmpedMode mode)
+    {
+        var server = await Site.StartAsync(mode, o => o.OnPrepareResponse = context =>
+        {
+            var response = context.Context.Response;
+            // Runs after the middleware set status, type and length, so it can change them.
+            response.ContentType = "text/plain; charset=utf-8";
+            response.Headers["X-Length-Seen"] = response.ContentLength?.ToString(CultureInfo.InvariantCulture) ?? "none";
+        });
+
+        using var css = await server.GetAsync("/css/site.css");
+        using var partial = await server.GetAsync("/big.bin", ("Range", "bytes=10-19"));
+
+        Assert.Equal("text/plain; charset=utf-8", css.Content.Headers.ContentType?.ToString());
+        Assert.Equal(StaticSite.SiteCss.Length.ToString(CultureInfo.InvariantCulture), css.Header("X-Length-Seen"));
+        Assert.Equal(StaticSite.SiteCss, await css.BodyAsync());
+        Assert.Equal("text/plain; charset=utf-8", partial.Content.Headers.ContentType?.ToString());
+        Assert.Equal("10", partial.Header("X-Length-Seen"));
+        Assert.Equal(StaticSite.Big.AsSpan(10, 10).ToArray(), await partial.BodyAsync());
+    }
+
+    [Theory]
+    [MemberData(nameof(Modes))]
+    public async Task OnPrepareResponseSeesTheFinalStatus(AmpedMode mode)
+    {
+        var statuses = new List<(string Request, int Status)>();
+        var server = await Site.StartAsync(mode, o => o.OnPrepareResponse = context =>
+        {
+            var request = context.Context.Request;
+            lock (statuses)
+            {
+                statuses.Add((request.Headers.Range.Count > 0 ? "range" : request.Headers.IfNoneMatch.Count > 0 ? "conditional" : "plain",
+                    context.Context.Response.StatusCode));
+            }
+        });
+
+        using var plain = await server.GetAsync("/css/site.css");
+        using var conditional = await server.GetAsync("/css/site.css", ("If-None-Match", plain.Header("ETag")!));
+        using var range = await server.GetAsync("/big.bin", ("Range", "bytes=0-0"));
+        using var multipart = await server.GetAsync("/big.bin", ("Range", "bytes=0-0,5-5"));
+
+        Assert.Equal(HttpStatusCode.NotModified, conditional.StatusCode);
+        Assert.Equal(HttpStatusCode.PartialContent, multipart.StatusCode);
+        Assert.Equal([("plain", 200), ("conditional", 304), ("range", 206), ("range", 206)], statuses);
+    }
 }
