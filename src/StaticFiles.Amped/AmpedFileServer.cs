@@ -34,6 +34,7 @@ internal sealed partial class AmpedFileServer : IDisposable
     private long _lookups;
     /// <summary>1 while lookups fail for want of fds, memory or a helper (an episode is logged once).</summary>
     private int _unavailable;
+    private int _disposed;
 
     public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger, IFileCalls? calls = null, IMeterFactory? meterFactory = null)
     {
@@ -61,7 +62,7 @@ internal sealed partial class AmpedFileServer : IDisposable
         }
         if (options.Mode == AmpedMode.Amped)
         {
-            _helpers = new HelperPool(options.MetadataHelperThreads, options.DataHelperThreads, options.HelperQueueCapacity);
+            _helpers = new HelperPool(options.MetadataHelperThreads, options.DataHelperThreads, options.HelperQueueCapacity, logger);
         }
         _metrics = new AmpedMetrics(meterFactory, options.RequestPath.Value ?? "");
         var watcher = _watcher;
@@ -210,8 +211,16 @@ internal sealed partial class AmpedFileServer : IDisposable
     /// <summary>The helper pool, or null in <see cref="AmpedMode.Sped"/>; for tests.</summary>
     internal HelperPool? Helpers => _helpers;
 
+    /// <summary>
+    /// Stops the helpers (bounded: see <see cref="HelperPool.StopTimeout"/>) and the middleware's loop, and closes
+    /// every fd the caches hold; an entry that a response still streams from is closed when that response ends.
+    /// </summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
         _metrics.Dispose();
         _watcher?.Dispose();
         _helpers?.Dispose();
@@ -219,6 +228,7 @@ internal sealed partial class AmpedFileServer : IDisposable
         {
             _ownLoop.Value.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
+        _files?.Clear();
         FileInterop.Close(_rootFd);
     }
 

@@ -9,6 +9,15 @@ namespace StaticFiles.Amped;
 /// </summary>
 public sealed class AmpedStaticFileOptions
 {
+    private int _metadataHelperThreads = 1;
+    private int _dataHelperThreads = 4;
+    private int _helperQueueCapacity = 1024;
+    private int _pathCacheEntries = 4096;
+    private int _fileCacheEntries = 1024;
+    private long _contentCacheBytes = 64 * 1024 * 1024;
+    private long _maxCachedFileSize = 128 * 1024;
+    private int _maxRanges = 16;
+
     /// <summary>The folder to serve. Default: null, meaning the app's web root (<c>IWebHostEnvironment.WebRootPath</c>).</summary>
     public string? RootPath { get; set; }
 
@@ -58,23 +67,59 @@ public sealed class AmpedStaticFileOptions
     /// <summary>Where blocking calls run. Default: <see cref="AmpedMode.Amped"/>.</summary>
     public AmpedMode Mode { get; set; } = AmpedMode.Amped;
 
-    /// <summary>Helper threads for <c>open</c> and <c>statx</c>. Default: 1.</summary>
-    public int MetadataHelperThreads { get; set; } = 1;
+    /// <summary>Helper threads for <c>open</c> and <c>statx</c>, at least 1. Default: 1.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is less than 1.</exception>
+    public int MetadataHelperThreads
+    {
+        get => _metadataHelperThreads;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _metadataHelperThreads = value;
+        }
+    }
 
-    /// <summary>Helper threads for reads that miss the page cache. Default: 4.</summary>
-    public int DataHelperThreads { get; set; } = 4;
+    /// <summary>Helper threads for reads that miss the page cache, at least 1. Default: 4.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is less than 1.</exception>
+    public int DataHelperThreads
+    {
+        get => _dataHelperThreads;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _dataHelperThreads = value;
+        }
+    }
 
     /// <summary>
-    /// Jobs each helper queue holds before it refuses more; a refused request gets 503. Default: 1024.
+    /// Jobs each helper queue holds before it refuses more, at least 1; a refused request gets 503. Default: 1024.
     /// </summary>
-    public int HelperQueueCapacity { get; set; } = 1024;
+    /// <exception cref="ArgumentOutOfRangeException">The value is less than 1.</exception>
+    public int HelperQueueCapacity
+    {
+        get => _helperQueueCapacity;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _helperQueueCapacity = value;
+        }
+    }
 
     /// <summary>
     /// The most request paths that name nothing this middleware serves (the app's other endpoints, missing files) it
     /// remembers, so that such a request costs no disk call. Forgotten whenever something under the root changes.
     /// 0 turns this cache off. Default: 4096.
     /// </summary>
-    public int PathCacheEntries { get; set; } = 4096;
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
+    public int PathCacheEntries
+    {
+        get => _pathCacheEntries;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _pathCacheEntries = value;
+        }
+    }
 
     /// <summary>
     /// The most request paths that name a file it remembers, each with the file (and its precompressed siblings)
@@ -82,17 +127,58 @@ public sealed class AmpedStaticFileOptions
     /// entry holds up to three file descriptors, counted against the process's limit (<c>ulimit -n</c>) with the
     /// connections. Forgotten whenever something under the root changes. 0 turns this cache off. Default: 1024.
     /// </summary>
-    public int FileCacheEntries { get; set; } = 1024;
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
+    public int FileCacheEntries
+    {
+        get => _fileCacheEntries;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _fileCacheEntries = value;
+        }
+    }
 
     /// <summary>
     /// The most bytes of file contents kept in memory, for files of at most <see cref="MaxCachedFileSize"/> among the
     /// cached paths: such a hit makes no <c>read</c> either. 0 keeps no contents. Default: 64 MiB.
     /// </summary>
-    public long ContentCacheBytes { get; set; } = 64 * 1024 * 1024;
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
+    public long ContentCacheBytes
+    {
+        get => _contentCacheBytes;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _contentCacheBytes = value;
+        }
+    }
 
-    /// <summary>The largest file whose contents are kept in memory. Default: 128 KiB.</summary>
-    public long MaxCachedFileSize { get; set; } = 128 * 1024;
+    /// <summary>
+    /// The largest file whose contents are kept in memory, from 0 to <see cref="Array.MaxLength"/> (just under
+    /// 2 GiB); a file larger than <see cref="ContentCacheBytes"/> is never kept, whatever this says. Default: 128 KiB.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative or larger than <see cref="Array.MaxLength"/>.</exception>
+    public long MaxCachedFileSize
+    {
+        get => _maxCachedFileSize;
+        set
+        {
+            // A cached file is one array: its length must fit one.
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, Array.MaxLength);
+            _maxCachedFileSize = value;
+        }
+    }
 
-    /// <summary>The most parts a multi-range request may ask for before the whole file is sent instead. Default: 16.</summary>
-    public int MaxRanges { get; set; } = 16;
+    /// <summary>The most parts a multi-range request may ask for before the whole file is sent instead, at least 1. Default: 16.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is less than 1.</exception>
+    public int MaxRanges
+    {
+        get => _maxRanges;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _maxRanges = value;
+        }
+    }
 }

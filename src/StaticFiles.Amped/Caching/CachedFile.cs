@@ -21,7 +21,7 @@ internal sealed class CachedFile
         PhysicalPath = physicalPath;
         var stat = opened.Stat;
         Length = (long)stat.stx_size;
-        Validators = FileValidators.Create(Length, DateTimeOffset.FromUnixTimeSeconds(stat.stx_mtime.tv_sec), stat.stx_mtime.tv_nsec, stat.stx_ino);
+        Validators = FileValidators.Create(Length, stat.stx_mtime.tv_sec, stat.stx_mtime.tv_nsec, stat.stx_ino);
         ETag = Validators.ETag.ToString();
         LastModified = HeaderUtilities.FormatDate(Validators.LastModified);
     }

@@ -131,7 +131,8 @@ internal sealed class FileCache
         }
     }
 
-    private void Clear()
+    /// <summary>Removes every entry (a change under the root, or the middleware's disposal).</summary>
+    internal void Clear()
     {
         foreach (var pair in _entries)
         {

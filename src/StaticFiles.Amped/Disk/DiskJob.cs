@@ -8,6 +8,9 @@ internal abstract class DiskJob
 {
     /// <summary>Helper thread; never throws.</summary>
     internal abstract void Run();
+
+    /// <summary>Completes the job with an error without running it: the pool stopped with the job still queued.</summary>
+    internal abstract void Abandon();
 }
 
 /// <summary>
@@ -59,6 +62,12 @@ internal abstract class DiskJob<T> : DiskJob, IValueTaskSource<T>
         {
             _error = ex;
         }
+        _loop!.Schedule(s_complete, this);
+    }
+
+    internal override void Abandon()
+    {
+        _error = new ObjectDisposedException(nameof(HelperPool), "The static files' helpers stopped before this disk call ran.");
         _loop!.Schedule(s_complete, this);
     }
 

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -19,7 +20,13 @@ internal sealed class FileServerHost : IAsyncDisposable
 {
     private IHost? _host;
 
-    public string Root { get; } = Directory.CreateTempSubdirectory("amped-cache-").FullName;
+    /// <summary>A host over a new folder in the temp folder, or in <paramref name="parent"/> (e.g. a tmpfs).</summary>
+    public FileServerHost(string? parent = null)
+        => Root = parent is null
+            ? Directory.CreateTempSubdirectory("amped-cache-").FullName
+            : Directory.CreateDirectory(Path.Combine(parent, $"amped-cache-{Guid.NewGuid():N}")).FullName;
+
+    public string Root { get; }
 
     public AmpedFileServer Files { get; private set; } = null!;
 
@@ -35,12 +42,23 @@ internal sealed class FileServerHost : IAsyncDisposable
         _host = await new HostBuilder()
             .ConfigureWebHost(web => web.UseTestServer().Configure(app =>
             {
+                // As UseAmpedStaticFiles: the middleware's threads and fds go with the app.
+                app.ApplicationServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(files.Dispose);
                 app.Use(next => context => files.InvokeAsync(context, next));
                 app.Run(context => context.Response.WriteAsync("endpoint"));
             }))
             .StartAsync();
         Client = _host.GetTestClient();
         return Client;
+    }
+
+    /// <summary>Stops the host: every request has ended when this returns.</summary>
+    public async Task StopAsync()
+    {
+        if (_host is not null)
+        {
+            await _host.StopAsync();
+        }
     }
 
     public async ValueTask DisposeAsync()

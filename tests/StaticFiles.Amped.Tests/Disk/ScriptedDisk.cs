@@ -17,6 +17,8 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
     private readonly ConcurrentDictionary<int, string> _names = new();
     private readonly ManualResetEventSlim _readsReleased = new();
     private readonly TaskCompletionSource _readWaiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ManualResetEventSlim _opensReleased = new();
+    private readonly TaskCompletionSource _openWaiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _opened;
     private int _closed;
 
@@ -25,6 +27,12 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
 
     /// <summary>Reads of this file (a relative path) miss the page cache and block until <see cref="ReleaseReads"/>.</summary>
     public string? SlowFile { get; init; }
+
+    /// <summary>Helper opens of this path block until <see cref="ReleaseOpens"/>.</summary>
+    public string? SlowOpen { get; init; }
+
+    /// <summary>Completes when a helper is blocked in the open of <see cref="SlowOpen"/>.</summary>
+    public Task OpenWaiting => _openWaiting.Task;
 
     /// <summary>The <c>stx_mtime.tv_sec</c> that every <c>statx</c> of a regular file reports, when set.</summary>
     public long? ModifiedSeconds { get; init; }
@@ -56,10 +64,23 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
 
     public void ReleaseReads() => _readsReleased.Set();
 
-    public void Dispose() => _readsReleased.Dispose();
+    public void ReleaseOpens() => _opensReleased.Set();
+
+    public void Dispose()
+    {
+        _readsReleased.Dispose();
+        _opensReleased.Dispose();
+    }
 
     public FileResult OpenBeneath(int rootFd, string relativePath)
-        => ScriptedFailure(relativePath) ?? Track(relativePath, LinuxFileCalls.Instance.OpenBeneath(rootFd, relativePath));
+    {
+        if (relativePath == SlowOpen)
+        {
+            _openWaiting.TrySetResult();
+            _opensReleased.Wait(ReadLimit);
+        }
+        return ScriptedFailure(relativePath) ?? Track(relativePath, LinuxFileCalls.Instance.OpenBeneath(rootFd, relativePath));
+    }
 
     public FileResult OpenBeneathCached(int rootFd, string relativePath)
     {
