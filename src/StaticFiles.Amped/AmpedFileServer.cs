@@ -22,7 +22,7 @@ internal sealed partial class AmpedFileServer : IDisposable
 {
     private readonly AmpedStaticFileOptions _options;
     private readonly string _root;
-    private readonly int _rootFd;
+    private readonly ServedRoot _servedRoot;
     private readonly HelperPool? _helpers;
     private readonly Lazy<EpollLoop> _ownLoop = new(() => EpollLoop.Start("amped-loop"));
     private readonly ILogger _logger;
@@ -39,15 +39,11 @@ internal sealed partial class AmpedFileServer : IDisposable
         _calls = calls ?? LinuxFileCalls.Instance;
         _root = Path.GetFullPath(root);
         _logger = logger;
-        var opened = FileInterop.OpenDirectory(_root);
-        if (!opened.IsSuccess)
-        {
-            throw new DirectoryNotFoundException($"The static files root '{_root}' cannot be opened: {opened}.");
-        }
-        _rootFd = opened.IntValue;
+        _servedRoot = new ServedRoot(_root, logger);
         if (options.PathCacheEntries > 0 || options.FileCacheEntries > 0)
         {
             _watcher = new RootWatcher(_root);
+            _servedRoot.Replaced += _watcher.Retarget;
         }
         if (options.PathCacheEntries > 0)
         {
@@ -190,19 +186,23 @@ internal sealed partial class AmpedFileServer : IDisposable
     /// <summary>Completes the next time a change under the root empties the path cache; for tests.</summary>
     internal Task NextCacheInvalidation => _watcher?.NextChange ?? Task.CompletedTask;
 
+    /// <summary>Completes the next time the root path is found naming another directory, once that one is served; for tests.</summary>
+    internal Task NextRootReplacement => _servedRoot.NextReplacement;
+
     /// <summary>The positive cache, or null when it is off; for tests.</summary>
     internal FileCache? Files => _files;
 
     public void Dispose()
     {
         _metrics.Dispose();
+        // First: no root swap may retarget a watcher being disposed.
+        _servedRoot.Dispose();
         _watcher?.Dispose();
         _helpers?.Dispose();
         if (_ownLoop.IsValueCreated)
         {
             _ownLoop.Value.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
-        FileInterop.Close(_rootFd);
     }
 
     /// <summary>
@@ -266,25 +266,36 @@ internal sealed partial class AmpedFileServer : IDisposable
     private async ValueTask<OpenedFile?> OpenAsync(EpollLoop loop, string relative, CancellationToken aborted)
     {
         Interlocked.Increment(ref _lookups);
-        if (_helpers is null)
+        // Held until the open beneath it has returned, on whichever thread it runs: a root swap meanwhile must not
+        // close the fd (or let its number be reused) under the open.
+        var root = _servedRoot.Acquire();
+        try
         {
-            return new OpenFileJob(_calls, _rootFd, relative).ExecuteHere();
+            if (_helpers is null)
+            {
+                return new OpenFileJob(_calls, root.Fd, relative).ExecuteHere();
+            }
+            if (OpenFileJob.TryOpenCached(_calls, root.Fd, relative, out var cached))
+            {
+                _metrics.OpenCached();
+                return cached;
+            }
+            var job = new OpenFileJob(_calls, root.Fd, relative);
+            var posted = Stopwatch.GetTimestamp();
+            if (!_helpers.TryPost(job, DiskQueue.Metadata, loop, aborted, out var completion))
+            {
+                _metrics.Refused();
+                return null;
+            }
+            // Completes only after the helper ran the job (or skipped it, cancelled): the open is over either way.
+            var opened = await completion;
+            _metrics.HelperJob(DiskQueue.Metadata, Stopwatch.GetElapsedTime(posted));
+            return opened;
         }
-        if (OpenFileJob.TryOpenCached(_calls, _rootFd, relative, out var cached))
+        finally
         {
-            _metrics.OpenCached();
-            return cached;
+            root.Release();
         }
-        var job = new OpenFileJob(_calls, _rootFd, relative);
-        var posted = Stopwatch.GetTimestamp();
-        if (!_helpers.TryPost(job, DiskQueue.Metadata, loop, aborted, out var completion))
-        {
-            _metrics.Refused();
-            return null;
-        }
-        var opened = await completion;
-        _metrics.HelperJob(DiskQueue.Metadata, Stopwatch.GetElapsedTime(posted));
-        return opened;
     }
 
     private async ValueTask<(OpenedFile File, string Name)> OpenDefaultDocumentAsync(EpollLoop loop, string folder, CancellationToken aborted)

@@ -3,7 +3,8 @@ namespace StaticFiles.Amped.Caching;
 /// <summary>
 /// Watches everything under the root (inotify through <see cref="FileSystemWatcher"/>) and counts the changes. The
 /// path caches empty themselves on each one: a change, a deletion or a new file is served as it is now as soon as
-/// the kernel reports it, a few milliseconds after the write.
+/// the kernel reports it, a few milliseconds after the write. inotify watches inodes, not paths: when the root path
+/// comes to name another directory (<see cref="Paths.ServedRoot"/>), <see cref="Retarget"/> watches that one instead.
 /// </summary>
 /// <remarks>
 /// One counter for every change under the root, not one per file: a rename, a new default document or a new
@@ -12,25 +13,15 @@ namespace StaticFiles.Amped.Caching;
 /// </remarks>
 internal sealed class RootWatcher : IDisposable
 {
-    private readonly FileSystemWatcher _watcher;
+    private readonly string _root;
+    private FileSystemWatcher _watcher;
     private long _generation;
     private TaskCompletionSource _nextChange = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public RootWatcher(string root)
     {
-        _watcher = new FileSystemWatcher(root)
-        {
-            IncludeSubdirectories = true,
-            NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.Attributes | NotifyFilters.LastWrite,
-        };
-        FileSystemEventHandler changed = (_, _) => OnChanged();
-        _watcher.Created += changed;
-        _watcher.Deleted += changed;
-        _watcher.Changed += changed;
-        _watcher.Renamed += (_, _) => OnChanged();
-        // A lost event (the inotify queue overflowed) could hide any change: forget everything.
-        _watcher.Error += (_, _) => OnChanged();
-        _watcher.EnableRaisingEvents = true;
+        _root = root;
+        _watcher = Listen();
     }
 
     /// <summary>Raised on the watcher's thread after <see cref="Generation"/> moved on.</summary>
@@ -46,6 +37,49 @@ internal sealed class RootWatcher : IDisposable
     public Task NextChange => Volatile.Read(ref _nextChange).Task;
 
     public void Dispose() => _watcher.Dispose();
+
+    /// <summary>
+    /// Watches the root path afresh, then empties the caches: after a root swap the watches are on the old tree's
+    /// folders (inotify watches inodes, not paths), and what the caches hold came from it.
+    /// </summary>
+    public void Retarget()
+    {
+        try
+        {
+            Interlocked.Exchange(ref _watcher, Listen()).Dispose();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            // The new tree cannot be watched (out of inotify watches): the old watcher stays, deaf to the new tree.
+        }
+        OnChanged();
+    }
+
+    private FileSystemWatcher Listen()
+    {
+        var watcher = new FileSystemWatcher(_root)
+        {
+            IncludeSubdirectories = true,
+            NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.Attributes | NotifyFilters.LastWrite,
+        };
+        try
+        {
+            FileSystemEventHandler changed = (_, _) => OnChanged();
+            watcher.Created += changed;
+            watcher.Deleted += changed;
+            watcher.Changed += changed;
+            watcher.Renamed += (_, _) => OnChanged();
+            // A lost event (the inotify queue overflowed) could hide any change: forget everything.
+            watcher.Error += (_, _) => OnChanged();
+            watcher.EnableRaisingEvents = true;
+            return watcher;
+        }
+        catch
+        {
+            watcher.Dispose();
+            throw;
+        }
+    }
 
     private void OnChanged()
     {

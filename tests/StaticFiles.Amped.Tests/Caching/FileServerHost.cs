@@ -26,9 +26,11 @@ internal sealed class FileServerHost : IAsyncDisposable
 
     public string PathOf(string relative) => Path.Combine(Root, relative);
 
-    public async Task<HttpClient> StartAsync(AmpedStaticFileOptions options, IFileCalls? calls = null, IMeterFactory? meterFactory = null)
+    /// <param name="root">The folder to serve, relative to <see cref="Root"/> (a symlink to swap, say); <see cref="Root"/> itself by default.</param>
+    public async Task<HttpClient> StartAsync(AmpedStaticFileOptions options, IFileCalls? calls = null, IMeterFactory? meterFactory = null,
+        string? root = null)
     {
-        Files = new AmpedFileServer(options, Root, NullLogger.Instance, calls, meterFactory);
+        Files = new AmpedFileServer(options, root is null ? Root : PathOf(root), NullLogger.Instance, calls, meterFactory);
         var files = Files;
         _host = await new HostBuilder()
             .ConfigureWebHost(web => web.UseTestServer().Configure(app =>
