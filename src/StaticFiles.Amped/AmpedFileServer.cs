@@ -33,7 +33,9 @@ internal sealed partial class AmpedFileServer : IDisposable
     private readonly AmpedMetrics _metrics;
     private long _lookups;
 
-    public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger, IFileCalls? calls = null, IMeterFactory? meterFactory = null)
+    /// <summary>A server for <paramref name="root"/>; <paramref name="createWatcher"/> makes the <see cref="RootWatcher"/>'s watchers (a test's can lose its watch).</summary>
+    public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger, IFileCalls? calls = null, IMeterFactory? meterFactory = null,
+        Func<string, FileSystemWatcher>? createWatcher = null)
     {
         _options = options;
         _calls = calls ?? LinuxFileCalls.Instance;
@@ -42,8 +44,8 @@ internal sealed partial class AmpedFileServer : IDisposable
         _servedRoot = new ServedRoot(_root, logger);
         if (options.PathCacheEntries > 0 || options.FileCacheEntries > 0)
         {
-            _watcher = new RootWatcher(_root);
-            _servedRoot.Replaced += _watcher.Retarget;
+            _watcher = new RootWatcher(_root, logger, createWatcher);
+            _servedRoot.Replaced += _watcher.Relisten;
         }
         if (options.PathCacheEntries > 0)
         {
@@ -188,6 +190,9 @@ internal sealed partial class AmpedFileServer : IDisposable
 
     /// <summary>Completes the next time the root path is found naming another directory, once that one is served; for tests.</summary>
     internal Task NextRootReplacement => _servedRoot.NextReplacement;
+
+    /// <summary>Completes the next time a new watch listens after a lost one; for tests.</summary>
+    internal Task NextWatchRestored => _watcher?.NextRestore ?? Task.CompletedTask;
 
     /// <summary>The positive cache, or null when it is off; for tests.</summary>
     internal FileCache? Files => _files;

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using StaticFiles.Amped.Disk;
 
@@ -28,9 +29,9 @@ internal sealed class FileServerHost : IAsyncDisposable
 
     /// <param name="root">The folder to serve, relative to <see cref="Root"/> (a symlink to swap, say); <see cref="Root"/> itself by default.</param>
     public async Task<HttpClient> StartAsync(AmpedStaticFileOptions options, IFileCalls? calls = null, IMeterFactory? meterFactory = null,
-        string? root = null)
+        string? root = null, ILogger? logger = null, Func<string, FileSystemWatcher>? createWatcher = null)
     {
-        Files = new AmpedFileServer(options, root is null ? Root : PathOf(root), NullLogger.Instance, calls, meterFactory);
+        Files = new AmpedFileServer(options, root is null ? Root : PathOf(root), logger ?? NullLogger.Instance, calls, meterFactory, createWatcher);
         var files = Files;
         _host = await new HostBuilder()
             .ConfigureWebHost(web => web.UseTestServer().Configure(app =>
