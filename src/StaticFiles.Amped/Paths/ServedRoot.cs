@@ -154,6 +154,12 @@ internal sealed partial class ServedRoot : IDisposable
         Interlocked.Exchange(ref _nextReplacement, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
+    /// <summary>
+    /// A check off the watcher's event thread, which the other watchers' events wait behind: the check may wait for
+    /// the disk, and re-watches the new tree.
+    /// </summary>
+    private void CheckSoon() => ThreadPool.UnsafeQueueUserWorkItem(static root => root.Check(), this, preferLocal: false);
+
     /// <summary>An inotify watch on the parent folder for the root's name; null where there is none to watch (the timer still checks).</summary>
     private FileSystemWatcher? WatchParent()
     {
@@ -170,8 +176,8 @@ internal sealed partial class ServedRoot : IDisposable
                 NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName,
             };
             // mv -T over the name reports a rename to it; rm then ln, a creation.
-            watch.Created += (_, _) => Check();
-            watch.Renamed += (_, _) => Check();
+            watch.Created += (_, _) => CheckSoon();
+            watch.Renamed += (_, _) => CheckSoon();
             watch.EnableRaisingEvents = true;
             return watch;
         }
