@@ -200,7 +200,7 @@ internal sealed partial class AmpedFileServer : IDisposable
     public void Dispose()
     {
         _metrics.Dispose();
-        // First: no root swap may retarget a watcher being disposed.
+        // Stops the root checks first: a swap found now would re-watch a tree only for the watcher to go.
         _servedRoot.Dispose();
         _watcher?.Dispose();
         _helpers?.Dispose();

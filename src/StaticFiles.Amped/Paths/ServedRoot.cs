@@ -23,13 +23,15 @@ internal sealed partial class ServedRoot : IDisposable
 
     private readonly string _path;
     private readonly ILogger _logger;
-    // Serializes checks (timer and parent watch) with each other and with Dispose, so that no check opens a root, or
-    // raises Replaced, after Dispose. Taken only on those threads, never on a loop.
+    // Orders swaps with each other and with Dispose, so that no check installs a root after Dispose let go of its
+    // own. Never held across a system call, and never taken on a loop.
     private readonly Lock _gate = new();
     private readonly FileSystemWatcher? _parentWatch;
     private readonly Timer _timer;
     private RootDirectory _current;
     private bool _disposed;
+    // Whether the path was last found naming nothing that opens: logged once per such stretch (at worst twice, when
+    // the timer's and the parent watch's checks race).
     private bool _unavailable;
     private TaskCompletionSource _nextReplacement = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -110,45 +112,47 @@ internal sealed partial class ServedRoot : IDisposable
     /// <summary>Compares what the path names with the open root, and swaps in the new directory if they differ.</summary>
     private void Check()
     {
+        if (Volatile.Read(ref _disposed))
+        {
+            return;
+        }
+        // The calls run outside the lock: on an unresponsive file system they may wait long, and Dispose must not.
+        var stat = FileInterop.StatPath(_path, out var statx);
+        if (stat.IsSuccess && Volatile.Read(ref _current).Is(statx))
+        {
+            Volatile.Write(ref _unavailable, false);
+            return;
+        }
+        // The path names another directory, or for now nothing (a deploy between its unlink and its rename, or a
+        // file): the old tree goes on being served until the path names a directory that opens.
+        RootDirectory? fresh = null;
+        var opened = stat.IsSuccess ? RootDirectory.Open(_path, out fresh) : stat;
+        if (fresh is null)
+        {
+            if (!Volatile.Read(ref _unavailable))
+            {
+                Volatile.Write(ref _unavailable, true);
+                LogRootUnavailable(_logger, _path, opened.ToString());
+            }
+            return;
+        }
+        Volatile.Write(ref _unavailable, false);
         RootDirectory stale;
         lock (_gate)
         {
-            if (_disposed)
+            // Disposed meanwhile; or swapped away and back, or another check swapped it in first.
+            if (_disposed || fresh.IsSameAs(_current))
             {
-                return;
-            }
-            var stat = FileInterop.StatPath(_path, out var statx);
-            if (stat.IsSuccess && _current.Is(statx))
-            {
-                _unavailable = false;
-                return;
-            }
-            // The path names another directory, or for now nothing (a deploy between its unlink and its rename, or a
-            // file): the old tree goes on being served until the path names a directory that opens.
-            RootDirectory? fresh = null;
-            var opened = stat.IsSuccess ? RootDirectory.Open(_path, out fresh) : stat;
-            if (fresh is null)
-            {
-                if (!_unavailable)
-                {
-                    _unavailable = true;
-                    LogRootUnavailable(_logger, _path, opened.ToString());
-                }
-                return;
-            }
-            _unavailable = false;
-            if (fresh.IsSameAs(_current))
-            {
-                // Swapped away and back between two statx calls.
                 fresh.Release();
                 return;
             }
             stale = _current;
             Volatile.Write(ref _current, fresh);
-            LogRootReplaced(_logger, _path);
-            // Under the lock: Dispose waits for the caches' handlers, and none runs after it.
-            Replaced?.Invoke();
         }
+        LogRootReplaced(_logger, _path);
+        // After the swap: a lookup that began before the caches empty here may have used either root, and what it
+        // found is not cached (the generation moves here); one that begins after uses the new root.
+        Replaced?.Invoke();
         // Requests that acquired the old root before the swap still hold it; the last of them closes it.
         stale.Release();
         Interlocked.Exchange(ref _nextReplacement, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
