@@ -22,7 +22,7 @@ internal sealed partial class AmpedFileServer : IDisposable
 {
     private readonly AmpedStaticFileOptions _options;
     private readonly string _root;
-    private readonly int _rootFd;
+    private readonly ServedRoot _servedRoot;
     private readonly HelperPool? _helpers;
     private readonly Lazy<EpollLoop> _ownLoop = new(() => EpollLoop.Start("amped-loop"));
     private readonly ILogger _logger;
@@ -36,21 +36,19 @@ internal sealed partial class AmpedFileServer : IDisposable
     private int _unavailable;
     private int _disposed;
 
-    public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger, IFileCalls? calls = null, IMeterFactory? meterFactory = null)
+    /// <summary>A server for <paramref name="root"/>; <paramref name="createWatcher"/> makes the <see cref="RootWatcher"/>'s watchers (a test's can lose its watch).</summary>
+    public AmpedFileServer(AmpedStaticFileOptions options, string root, ILogger logger, IFileCalls? calls = null, IMeterFactory? meterFactory = null,
+        Func<string, FileSystemWatcher>? createWatcher = null)
     {
         _options = options;
         _calls = calls ?? LinuxFileCalls.Instance;
         _root = Path.GetFullPath(root);
         _logger = logger;
-        var opened = FileInterop.OpenDirectory(_root);
-        if (!opened.IsSuccess)
-        {
-            throw new DirectoryNotFoundException($"The static files root '{_root}' cannot be opened: {opened}.");
-        }
-        _rootFd = opened.IntValue;
+        _servedRoot = new ServedRoot(_root, logger);
         if (options.PathCacheEntries > 0 || options.FileCacheEntries > 0)
         {
-            _watcher = new RootWatcher(_root);
+            _watcher = new RootWatcher(_root, logger, createWatcher);
+            _servedRoot.Replaced += _watcher.Relisten;
         }
         if (options.PathCacheEntries > 0)
         {
@@ -205,6 +203,12 @@ internal sealed partial class AmpedFileServer : IDisposable
     /// <summary>Completes the next time a change under the root empties the path cache; for tests.</summary>
     internal Task NextCacheInvalidation => _watcher?.NextChange ?? Task.CompletedTask;
 
+    /// <summary>Completes the next time the root path is found naming another directory, once that one is served; for tests.</summary>
+    internal Task NextRootReplacement => _servedRoot.NextReplacement;
+
+    /// <summary>Completes the next time a new watch listens after a lost one; for tests.</summary>
+    internal Task NextWatchRestored => _watcher?.NextRestore ?? Task.CompletedTask;
+
     /// <summary>The positive cache, or null when it is off; for tests.</summary>
     internal FileCache? Files => _files;
 
@@ -222,6 +226,8 @@ internal sealed partial class AmpedFileServer : IDisposable
             return;
         }
         _metrics.Dispose();
+        // Stops the root checks first: a swap found now would re-watch a tree only for the watcher to go.
+        _servedRoot.Dispose();
         _watcher?.Dispose();
         _helpers?.Dispose();
         if (_ownLoop.IsValueCreated)
@@ -229,7 +235,6 @@ internal sealed partial class AmpedFileServer : IDisposable
             _ownLoop.Value.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
         _files?.Clear();
-        FileInterop.Close(_rootFd);
     }
 
     /// <summary>
@@ -314,25 +319,36 @@ internal sealed partial class AmpedFileServer : IDisposable
     private async ValueTask<OpenedFile> OpenAsync(EpollLoop loop, bool resumeOnThreadPool, string relative, CancellationToken aborted)
     {
         Interlocked.Increment(ref _lookups);
-        if (_helpers is null)
+        // Held until the open beneath it has returned, on whichever thread it runs: a root swap meanwhile must not
+        // close the fd (or let its number be reused) under the open.
+        var root = _servedRoot.Acquire();
+        try
         {
-            return new OpenFileJob(_calls, _rootFd, relative).ExecuteHere();
+            if (_helpers is null)
+            {
+                return new OpenFileJob(_calls, root.Fd, relative).ExecuteHere();
+            }
+            if (OpenFileJob.TryOpenCached(_calls, root.Fd, relative, out var cached))
+            {
+                _metrics.OpenCached();
+                return cached;
+            }
+            var job = new OpenFileJob(_calls, root.Fd, relative);
+            var posted = Stopwatch.GetTimestamp();
+            if (!_helpers.TryPost(job, DiskQueue.Metadata, loop, resumeOnThreadPool, aborted, out var completion))
+            {
+                _metrics.Refused();
+                return OpenedFile.Failed(FileResult.EAGAIN);
+            }
+            // Completes only after the helper ran the job (or skipped it, cancelled): the open is over either way.
+            var opened = await completion;
+            _metrics.HelperJob(DiskQueue.Metadata, Stopwatch.GetElapsedTime(posted));
+            return opened;
         }
-        if (OpenFileJob.TryOpenCached(_calls, _rootFd, relative, out var cached))
+        finally
         {
-            _metrics.OpenCached();
-            return cached;
+            root.Release();
         }
-        var job = new OpenFileJob(_calls, _rootFd, relative);
-        var posted = Stopwatch.GetTimestamp();
-        if (!_helpers.TryPost(job, DiskQueue.Metadata, loop, resumeOnThreadPool, aborted, out var completion))
-        {
-            _metrics.Refused();
-            return OpenedFile.Failed(FileResult.EAGAIN);
-        }
-        var opened = await completion;
-        _metrics.HelperJob(DiskQueue.Metadata, Stopwatch.GetElapsedTime(posted));
-        return opened;
     }
 
     /// <summary>

@@ -58,11 +58,12 @@ internal sealed class FileCache
 
     /// <summary>
     /// Adds an entry that a lookup begun at <paramref name="generation"/> produced, unless the root changed since
-    /// (the lookup may have seen the file as it was before the change); evicts one first when full.
+    /// (the lookup may have seen the file as it was before the change), or while no watch listens (a change to come
+    /// would go unreported); evicts one first when full.
     /// </summary>
     public void Add(string key, CachedPath entry, long generation)
     {
-        if (_capacity == 0 || _watcher.Generation != generation)
+        if (_capacity == 0 || _watcher.Generation != generation || !_watcher.IsListening)
         {
             return;
         }

@@ -32,11 +32,12 @@ internal sealed class MissCache
     /// <remarks>
     /// A change reported while the lookup ran may have created the file after the lookup missed it; remembering that
     /// miss would hide the file until the next change. So an entry is added only if no change came since the
-    /// lookup began, and taken back if one came while adding.
+    /// lookup began, and taken back if one came while adding; and none while the watch is lost, since then no change
+    /// would ever take it back.
     /// </remarks>
     public void Add(string path, long generation)
     {
-        if (_watcher.Generation != generation || Volatile.Read(ref _count) >= _capacity || !_paths.TryAdd(path, 0))
+        if (_watcher.Generation != generation || !_watcher.IsListening || Volatile.Read(ref _count) >= _capacity || !_paths.TryAdd(path, 0))
         {
             return;
         }

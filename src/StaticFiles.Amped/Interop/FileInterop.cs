@@ -9,6 +9,7 @@ namespace StaticFiles.Amped.Interop;
 internal static unsafe partial class FileInterop
 {
     // linux/fcntl.h
+    public const int AT_FDCWD = -100;
     public const int AT_SYMLINK_NOFOLLOW = 0x100;
     public const int AT_EMPTY_PATH = 0x1000;
     public const int AT_STATX_SYNC_AS_STAT = 0x0000;
@@ -62,6 +63,23 @@ internal static unsafe partial class FileInterop
         fixed (Statx* buffer = &statx)
         {
             return FileResult.FromReturn(statx_(dirFd, relativePath, AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, buffer));
+        }
+    }
+
+    /// <summary>
+    /// statx of what <paramref name="absolutePath"/> names now, following symlinks all the way as <c>open</c> does:
+    /// the served root's path, compared with the directory open as the root to see whether a deploy replaced it.
+    /// </summary>
+    public static FileResult StatPath(string absolutePath, out Statx statx)
+    {
+        statx = default;
+        if (HasNul(absolutePath))
+        {
+            return FileResult.FromErrno(FileResult.ENOENT);
+        }
+        fixed (Statx* buffer = &statx)
+        {
+            return FileResult.FromReturn(statx_(AT_FDCWD, absolutePath, AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, buffer));
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using StaticFiles.Amped.Tests.Diagnostics;
 using StaticFiles.Amped.Tests.Disk;
 
 namespace StaticFiles.Amped.Tests.Caching;

@@ -34,10 +34,11 @@ internal sealed class FileServerHost : IAsyncDisposable
 
     public string PathOf(string relative) => Path.Combine(Root, relative);
 
+    /// <param name="root">The folder to serve, relative to <see cref="Root"/> (a symlink to swap, say); <see cref="Root"/> itself by default.</param>
     public async Task<HttpClient> StartAsync(AmpedStaticFileOptions options, IFileCalls? calls = null, IMeterFactory? meterFactory = null,
-        ILogger? logger = null)
+        string? root = null, ILogger? logger = null, Func<string, FileSystemWatcher>? createWatcher = null)
     {
-        Files = new AmpedFileServer(options, Root, logger ?? NullLogger.Instance, calls, meterFactory);
+        Files = new AmpedFileServer(options, root is null ? Root : PathOf(root), logger ?? NullLogger.Instance, calls, meterFactory, createWatcher);
         var files = Files;
         _host = await new HostBuilder()
             .ConfigureWebHost(web => web.UseTestServer().Configure(app =>

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Interop;
 using StaticFiles.Amped.Tests.Caching;
+using StaticFiles.Amped.Tests.Diagnostics;
 using StaticFiles.Amped.Tests.Disk;
 
 namespace StaticFiles.Amped.Tests.Faults;
