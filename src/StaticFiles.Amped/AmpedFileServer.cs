@@ -70,7 +70,9 @@ internal sealed partial class AmpedFileServer : IDisposable
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var request = context.Request;
+        // As UseStaticFiles: a request that routing matched to an endpoint is the endpoint's, and costs no lookup.
         if (!(HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
+            || context.GetEndpoint()?.RequestDelegate is not null
             || !request.Path.StartsWithSegments(_options.RequestPath, out var subpath))
         {
             return next(context);

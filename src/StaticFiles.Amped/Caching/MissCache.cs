@@ -41,16 +41,35 @@ internal sealed class MissCache
         {
             return;
         }
+        AfterInsertForTests?.Invoke(path);
         Interlocked.Increment(ref _count);
         if (_watcher.Generation != generation)
         {
-            _paths.TryRemove(path, out _);
+            Forget(path);
         }
     }
 
+    /// <summary>Runs between an entry going in and its being counted; a test parks a change there.</summary>
+    internal Action<string>? AfterInsertForTests { get; set; }
+
+    /// <remarks>
+    /// Entry by entry, each removal counted: an add in flight may have inserted its entry and not yet counted it, and
+    /// resetting the count to 0 here would leave that entry's count behind once no entry is left.
+    /// </remarks>
     private void Clear()
     {
-        _paths.Clear();
-        Volatile.Write(ref _count, 0);
+        foreach (var path in _paths.Keys)
+        {
+            Forget(path);
+        }
+    }
+
+    /// <summary>Removes <paramref name="path"/>, counting it only if this call removed it.</summary>
+    private void Forget(string path)
+    {
+        if (_paths.TryRemove(path, out _))
+        {
+            Interlocked.Decrement(ref _count);
+        }
     }
 }

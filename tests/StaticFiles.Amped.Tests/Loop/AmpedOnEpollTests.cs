@@ -6,7 +6,8 @@ namespace StaticFiles.Amped.Tests.Loop;
 
 /// <summary>
 /// The middleware on real Kestrel and the epoll transport: after a helper's disk call the request resumes on its
-/// loop, the reactor when the app runs inline, else the middleware's own loop.
+/// loop, the reactor when the app runs inline; else its completion comes through the middleware's own loop and the
+/// request goes on on the thread pool.
 /// </summary>
 public sealed class AmpedOnEpollTests : IDisposable
 {
@@ -19,11 +20,11 @@ public sealed class AmpedOnEpollTests : IDisposable
         => EpollHost.StartAsync(inline, app => app.UseAmpedStaticFiles(options));
 
     [Theory]
-    [InlineData(true, AmpedMode.Amped, "^epoll-reactor-0$")]
-    // On the thread pool the completion comes through the middleware's own loop; if it lands before the request
-    // awaits it (the helper was quicker), the request simply goes on where it is. Never on a helper.
-    [InlineData(false, AmpedMode.Amped, "^(amped-loop|\\.NET TP Worker)$")]
-    [InlineData(true, AmpedMode.Sped, "^epoll-reactor-0$")]
+    [InlineData(true, AmpedMode.Amped, "epoll-reactor-0")]
+    [InlineData(true, AmpedMode.Sped, "epoll-reactor-0")]
+    // On the thread pool the completion comes through the middleware's own loop, which hands the request back to
+    // the thread pool: the app never runs on amped-loop (nor on a helper).
+    [InlineData(false, AmpedMode.Amped, ".NET TP Worker")]
     public async Task AfterTheDiskCallTheRequestResumesOnItsLoop(bool inline, AmpedMode mode, string expectedThread)
     {
         File.WriteAllText(Path.Combine(_root, "hello.txt"), "hello");
@@ -43,12 +44,14 @@ public sealed class AmpedOnEpollTests : IDisposable
         using var client = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
 
         // The first request of a connection starts on the thread pool (Kestrel's choice); later ones run where the
-        // transport completes their reads.
-        for (int i = 0; i < 3; i++)
+        // transport completes their reads, unless the next request arrived before Kestrel went back to reading
+        // (then it goes on where it is): ask until one ran where expected.
+        for (int i = 0; i < 100 && !threads.Skip(1).Contains(expectedThread); i++)
         {
             Assert.Equal("hello", await client.GetStringAsync("/hello.txt").WaitAsync(WaitLimit));
         }
-        Assert.All(threads.Skip(1), name => Assert.Matches(expectedThread, name ?? ""));
+        Assert.Contains(expectedThread, threads.Skip(1));
+        Assert.All(threads, name => Assert.Matches("^(epoll-reactor-0|\\.NET TP Worker)$", name ?? ""));
     }
 
     [Theory]
