@@ -153,6 +153,10 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     /// <summary>Registers <paramref name="fd"/> once, edge-triggered for both directions. Loop thread only.</summary>
     public PosixResult Register(IEpollHandler handler, int fd)
     {
+        if (Observer?.RefusesRegistration(handler, fd) == true)
+        {
+            return PosixResult.FromErrno(Errnos.ENOSPC);
+        }
         var token = _handlers.Add(handler);
         var result = EpollInterop.Add(_epollFd, fd,
             EpollInterop.EPOLLIN | EpollInterop.EPOLLOUT | EpollInterop.EPOLLRDHUP | EpollInterop.EPOLLET, token);
