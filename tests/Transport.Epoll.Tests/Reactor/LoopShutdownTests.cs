@@ -44,11 +44,19 @@ public class LoopShutdownTests
             parked.Set();
             resume.Wait(WaitLimit);
         };
+        // One post at a time, each waiting for the one before to run: a flood would keep the queue non-empty, and a
+        // loop with work queued never gets ready to block.
+        using var ran = new ManualResetEventSlim();
         var producer = new Thread(() =>
         {
-            for (int i = 0; i < 1_000_000 && !parked.IsSet; i++)
+            for (int i = 0; i < 100_000 && !parked.IsSet; i++)
             {
-                reactor.Schedule(static _ => { }, null);
+                ran.Reset();
+                reactor.Schedule(static state => ((ManualResetEventSlim)state!).Set(), ran);
+                if (!parked.IsSet && !ran.Wait(WaitLimit))
+                {
+                    return;
+                }
             }
         });
         producer.Start();
