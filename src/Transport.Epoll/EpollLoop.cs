@@ -55,8 +55,29 @@ public sealed class EpollLoop : PipeScheduler, IAsyncDisposable
         return reactor.Loop;
     }
 
-    /// <summary>Runs <paramref name="action"/> on the loop's thread. Safe from any thread.</summary>
+    /// <summary>
+    /// Runs <paramref name="action"/> on the loop's thread. Safe from any thread. Once the loop has stopped, the item
+    /// still runs, on the thread pool, after the items posted before it and never concurrently with them; use
+    /// <see cref="TrySchedule"/> to learn instead that the loop is gone.
+    /// </summary>
+    /// <remarks>
+    /// Never dropped, and never a throw: as the scheduler of pipes this is called from inside <c>FlushAsync</c> and
+    /// <c>Complete</c>, where an exception would surface in code that did nothing wrong and leave whoever awaits the
+    /// continuation waiting for ever.
+    /// </remarks>
     public override void Schedule(Action<object?> action, object? state) => _reactor.Schedule(action, state);
+
+    /// <summary>
+    /// Queues <paramref name="action"/> to run on the loop's thread, unless the loop has stopped. Safe from any thread.
+    /// </summary>
+    /// <param name="action">The work; it must not block, as it runs between the I/O of every connection on the loop.</param>
+    /// <param name="state">Passed to <paramref name="action"/>.</param>
+    /// <returns>
+    /// <see langword="true"/>: the item will run on the loop's thread exactly once (also when the loop is stopping:
+    /// it runs before the loop exits). <see langword="false"/>: the loop has stopped, or is past the point where it
+    /// takes work, and the item will not run; the caller completes the work some other way.
+    /// </returns>
+    public bool TrySchedule(Action<object?> action, object? state) => _reactor.TrySchedule(action, state);
 
     /// <summary>
     /// Stops a loop that <see cref="Start"/> made and waits until its thread has run the work already posted and

@@ -76,15 +76,19 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
 
     /// <summary>Wraps an accepted fd. <paramref name="reportsQueue"/>: <c>TCP_INQ</c> is set on it.</summary>
     /// <param name="fd">The accepted, non-blocking socket; the connection owns it from here on.</param>
+    /// <param name="localEndPoint">The socket's address, read before the fd was handed to a reactor.</param>
+    /// <param name="remoteEndPoint">The peer's address, read before the fd was handed to a reactor.</param>
     /// <param name="reactor">The reactor that serves it.</param>
     /// <param name="group">The reactor group, told when the connection is gone.</param>
     /// <param name="options">The transport's options.</param>
     /// <param name="logger">The transport's logger.</param>
     /// <param name="reportsQueue"><c>TCP_INQ</c> is set: each recvmsg says what is left in the receive queue.</param>
-    public EpollConnection(int fd, EpollReactor reactor, ReactorGroup group, EpollTransportOptions options, ILogger logger,
-        bool reportsQueue)
+    public EpollConnection(int fd, EndPoint? localEndPoint, EndPoint? remoteEndPoint, EpollReactor reactor, ReactorGroup group,
+        EpollTransportOptions options, ILogger logger, bool reportsQueue)
     {
         _fd = fd;
+        LocalEndPoint = localEndPoint;
+        RemoteEndPoint = remoteEndPoint;
         _reportsQueue = reportsQueue;
         _reactor = reactor;
         _group = group;
@@ -107,8 +111,8 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
 
     public override string ConnectionId
     {
-        get => _connectionId ??= ConnectionIds.Next();
-        set => _connectionId = value;
+        get => Volatile.Read(ref _connectionId) ?? CreateConnectionId();
+        set => Volatile.Write(ref _connectionId, value);
     }
 
     public override IDuplexPipe Transport { get; set; }
@@ -137,27 +141,6 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
             EpollTransportLog.RegisterError(_logger, _reactor.Id, result.ToString());
             Close(new ConnectionAbortedException($"Registering the connection with epoll failed: {result}."), reset: true);
         }
-    }
-
-    /// <summary>
-    /// Reads the end points once, when Kestrel takes the connection (off the reactor, before it can close).
-    /// <paramref name="sharedLocal"/> is the listener's last local end point: connections to the same address share
-    /// one object instead of holding equal copies.
-    /// </summary>
-    public void InitializeEndPoints(ref EndPoint? sharedLocal)
-    {
-        var local = SocketInterop.GetLocalEndPoint(_fd);
-        var shared = Volatile.Read(ref sharedLocal);
-        if (local is not null && local.Equals(shared))
-        {
-            local = shared;
-        }
-        else if (local is not null)
-        {
-            Volatile.Write(ref sharedLocal, local);
-        }
-        LocalEndPoint = local;
-        RemoteEndPoint = SocketInterop.GetRemoteEndPoint(_fd);
     }
 
     /// <summary>Kestrel took the connection: start reading and sending.</summary>
@@ -221,6 +204,17 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
             Abort(new ConnectionAbortedException("The connection was disposed before it started."));
         }
         await _closedCompletion.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Created on first use (most connections are named only by Kestrel's accept loop), but once: the reactor may
+    /// log the connection while Kestrel reads its id, and a connection must never appear under two ids.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private string CreateConnectionId()
+    {
+        var id = ConnectionIds.Next();
+        return Interlocked.CompareExchange(ref _connectionId, id, null) ?? id;
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

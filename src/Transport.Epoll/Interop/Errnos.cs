@@ -14,6 +14,7 @@ internal static class Errnos
     public const int EINVAL = 22;
     public const int ENFILE = 23;
     public const int EMFILE = 24;
+    public const int ENOSPC = 28;
     public const int EPIPE = 32;
     public const int EPROTO = 71;
     public const int ENOTSOCK = 88;

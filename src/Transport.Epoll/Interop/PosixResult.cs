@@ -14,6 +14,9 @@ internal readonly struct PosixResult
     public static PosixResult FromReturn(long ret)
         => ret >= 0 ? new PosixResult(ret) : new PosixResult(-System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
 
+    /// <summary>A failure that did not come from a call: the transport refuses an operation as the kernel would.</summary>
+    public static PosixResult FromErrno(int errno) => new(-errno);
+
     public bool IsSuccess => _value >= 0;
 
     public long Value => _value;

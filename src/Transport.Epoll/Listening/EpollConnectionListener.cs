@@ -193,9 +193,25 @@ internal sealed class EpollConnectionListener : IConnectionListener
         // recv that would only return EAGAIN at the end of each read burst.
         var reportsQueue = _isTcp && SocketInterop.SetOption(fd, SocketInterop.IPPROTO_TCP, SocketInterop.TCP_INQ, 1).IsSuccess;
 
+        // The end points are read here, while this thread alone owns the fd: once the connection is published to a
+        // reactor, a failed registration or an early reset closes the fd, and its number may already name another
+        // socket by the time Kestrel asks for the addresses.
+        var local = SocketInterop.GetLocalEndPoint(fd);
+        var shared = Volatile.Read(ref _lastLocalEndPoint);
+        if (local is not null && local.Equals(shared))
+        {
+            // Connections to the same address share one object instead of holding equal copies.
+            local = shared;
+        }
+        else if (local is not null)
+        {
+            Volatile.Write(ref _lastLocalEndPoint, local);
+        }
+        var remote = SocketInterop.GetRemoteEndPoint(fd);
+
         var reactor = _reusePort ? acceptingReactor : _group.NextForHandoff(_reactors);
         _group.AddConnection();
-        var connection = new EpollConnection(fd, reactor, _group, _options, Logger, reportsQueue);
+        var connection = new EpollConnection(fd, local, remote, reactor, _group, _options, Logger, reportsQueue);
         if (reactor == acceptingReactor)
         {
             connection.Register();
@@ -219,7 +235,6 @@ internal sealed class EpollConnectionListener : IConnectionListener
         {
             return null;
         }
-        connection.InitializeEndPoints(ref _lastLocalEndPoint);
         connection.Start();
         return connection;
     }

@@ -43,6 +43,14 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     private Thread? _thread;
     private int _threadId;
     private bool _stopping;
+    /// <summary>Set as shutdown begins: no fd joins the epoll set any more (it would never be closed).</summary>
+    private bool _closing;
+    /// <summary>
+    /// 1 while someone runs the work queue outside the turns: the loop from its shutdown until its last drain, then a
+    /// thread-pool worker for items posted after the stop. One at a time, so that such items, like those on the loop,
+    /// never run concurrently with each other.
+    /// </summary>
+    private int _drainingAfterStop = 1;
     private ConnectionPipeOptions? _pipeOptions;
     private readonly string _threadName;
 
@@ -128,19 +136,57 @@ internal sealed unsafe class EpollReactor : PipeScheduler
         _thread.UnsafeStart();
     }
 
-    /// <summary>Queues work for the loop; safe from any thread.</summary>
+    /// <summary>
+    /// Queues work for the loop; safe from any thread. Once the loop has stopped the item still runs, on the thread
+    /// pool, after the items posted before it and never concurrently with them.
+    /// </summary>
+    /// <remarks>
+    /// Why run rather than throw: this is the <see cref="PipeScheduler"/> of the connections' pipes. The pipes call it
+    /// from an application's <c>Complete</c> or <c>FlushAsync</c>; an exception there would surface in code that
+    /// did nothing wrong and leave the pipe's continuation (and whoever awaits it) hanging. The items the transport
+    /// posts stay safe off the loop: their connection was closed by the shutdown (so they find nothing to do), and
+    /// <see cref="Register"/> refuses, so a late registration closes its own fd instead of touching the closed
+    /// epoll fd's number.
+    /// </remarks>
     public override void Schedule(Action<object?> action, object? state)
     {
-        _work.Enqueue(new WorkItem(action, state));
-        // The loop looks at its queue before it blocks: posting from the loop itself needs no wake-up.
-        if (!IsOnReactorThread)
+        if (!TrySchedule(action, state))
         {
-            _wakeup.Wake();
+            RunAfterStop(new WorkItem(action, state));
         }
     }
 
-    /// <summary>Asks the loop to close whatever is still registered and exit.</summary>
-    public void Stop() => Schedule(static state => ((EpollReactor)state!)._stopping = true, this);
+    /// <summary>
+    /// Queues work for the loop unless it has stopped; safe from any thread. True: the item runs on the loop thread,
+    /// once. False: it will not run.
+    /// </summary>
+    public bool TrySchedule(Action<object?> action, object? state)
+    {
+        // The loop looks at its queue before it blocks and drains it before it closes: a post from the loop itself
+        // needs neither a wake-up nor to be counted in.
+        if (IsOnReactorThread)
+        {
+            _work.Enqueue(new WorkItem(action, state));
+            return true;
+        }
+        if (!_wakeup.TryEnter())
+        {
+            return false;
+        }
+        try
+        {
+            _work.Enqueue(new WorkItem(action, state));
+            _wakeup.Wake();
+        }
+        finally
+        {
+            _wakeup.Exit();
+        }
+        return true;
+    }
+
+    /// <summary>Asks the loop to close whatever is still registered and exit; a loop that has stopped has nothing to do.</summary>
+    public void Stop() => TrySchedule(static state => ((EpollReactor)state!)._stopping = true, this);
 
     /// <summary>
     /// Runs <paramref name="action"/> on the loop after <paramref name="delay"/>. Loop thread only. The loop keeps
@@ -153,6 +199,16 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     /// <summary>Registers <paramref name="fd"/> once, edge-triggered for both directions. Loop thread only.</summary>
     public PosixResult Register(IEpollHandler handler, int fd)
     {
+        if (_closing)
+        {
+            // The epoll fd is closed or about to be (and its number may already be another fd's): the caller closes
+            // its fd, as after any failed registration.
+            return PosixResult.FromErrno(Errnos.EBADF);
+        }
+        if (Observer?.RefusesRegistration(handler, fd) == true)
+        {
+            return PosixResult.FromErrno(Errnos.ENOSPC);
+        }
         var token = _handlers.Add(handler);
         var result = EpollInterop.Add(_epollFd, fd,
             EpollInterop.EPOLLIN | EpollInterop.EPOLLOUT | EpollInterop.EPOLLRDHUP | EpollInterop.EPOLLET, token);
@@ -289,9 +345,9 @@ internal sealed unsafe class EpollReactor : PipeScheduler
         }
     }
 
-    private void RunWorkQueue()
+    private void RunWorkQueue(int limit = WorkItemsPerTurn)
     {
-        for (int n = WorkItemsPerTurn; n > 0 && _work.TryDequeue(out var item); n--)
+        for (int n = limit; n > 0 && _work.TryDequeue(out var item); n--)
         {
             try
             {
@@ -358,6 +414,7 @@ internal sealed unsafe class EpollReactor : PipeScheduler
 
     private void Shutdown()
     {
+        _closing = true;
         try
         {
             foreach (var handler in _handlers.Snapshot())
@@ -371,16 +428,52 @@ internal sealed unsafe class EpollReactor : PipeScheduler
                     EpollTransportLog.HandlerFailed(_logger, Id, ex);
                 }
             }
-            // Completions the closes just scheduled here (pipe continuations) still run, once.
-            RunWorkQueue();
         }
         finally
         {
+            // No producer gets in from now on, and those in flight have enqueued and written before this returns:
+            // what they posted (and what the closes above posted, pipe continuations) runs here, once, and only
+            // then is the eventfd closed.
+            _wakeup.Close();
+            RunWorkQueue(int.MaxValue);
+            // From here Schedule hands items to the thread pool even from this thread (managed thread ids are reused).
+            _threadId = 0;
             SocketInterop.Close(_epollFd);
             _wakeup.Dispose();
             NativeMemory.Free(_ioVectors);
             MemoryPool.Dispose();
             _completion.TrySetResult();
+            // Items posted with Schedule after the close and after the drain above.
+            FinishDrainAfterStop();
+        }
+    }
+
+    /// <summary>After the stop: queues the item and makes sure one (and only one) thread-pool worker runs the queue.</summary>
+    private void RunAfterStop(WorkItem item)
+    {
+        _work.Enqueue(item);
+        DrainAfterStopUnlessDraining();
+    }
+
+    private void DrainAfterStopUnlessDraining()
+    {
+        if (Interlocked.CompareExchange(ref _drainingAfterStop, 1, 0) == 0)
+        {
+            System.Threading.ThreadPool.UnsafeQueueUserWorkItem(static reactor =>
+            {
+                reactor.RunWorkQueue(int.MaxValue);
+                reactor.FinishDrainAfterStop();
+            }, this, preferLocal: false);
+        }
+    }
+
+    /// <summary>Lets go of the queue, and takes it back if an item came after the last dequeue.</summary>
+    private void FinishDrainAfterStop()
+    {
+        Interlocked.Exchange(ref _drainingAfterStop, 0);
+        if (!_work.IsEmpty)
+        {
+            DrainAfterStopUnlessDraining();
         }
     }
 

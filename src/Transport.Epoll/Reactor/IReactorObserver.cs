@@ -12,4 +12,10 @@ internal interface IReactorObserver
     void OnReadPaused(IEpollHandler handler);
 
     void OnWriteWouldBlock(IEpollHandler handler);
+
+    /// <summary>
+    /// Before <paramref name="fd"/> joins the epoll set: true makes the registration fail as the kernel can (ENOSPC
+    /// past <c>max_user_watches</c>, ENOMEM), so a test can reach the paths that handle it.
+    /// </summary>
+    bool RefusesRegistration(IEpollHandler handler, int fd);
 }

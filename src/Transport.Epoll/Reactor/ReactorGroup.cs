@@ -30,6 +30,12 @@ internal sealed class ReactorGroup : IAsyncDisposable
     /// <summary>The running reactors, or an empty array (for metrics).</summary>
     public EpollReactor[] Current => Volatile.Read(ref _reactors) ?? [];
 
+    /// <summary>
+    /// Test hook: runs inside <see cref="Acquire"/>, under the lock, as it takes the listener's reference, so that a
+    /// test can let connections come and go at that very point. Never set in production (one null test on a bind).
+    /// </summary>
+    public Action? AcquireObserver { get; set; }
+
     /// <summary>Takes a reference for a listener, starting the reactors if none run.</summary>
     public EpollReactor[] Acquire()
     {
@@ -59,7 +65,10 @@ internal sealed class ReactorGroup : IAsyncDisposable
                 }
                 Volatile.Write(ref _reactors, reactors);
             }
-            _references++;
+            AcquireObserver?.Invoke();
+            // Atomic although under the lock: connections add and drop references on the reactor threads without
+            // taking it, and a lost update either stops the reactors under a listener or keeps them alive for ever.
+            Interlocked.Increment(ref _references);
             return _reactors;
         }
     }

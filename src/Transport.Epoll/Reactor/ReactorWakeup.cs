@@ -3,27 +3,51 @@ using EpollTransport.Interop;
 namespace EpollTransport.Reactor;
 
 /// <summary>
-/// The handshake between a reactor that is about to block in <c>epoll_wait</c> and the threads that post work to
-/// it. A write to the eventfd costs microseconds (a syscall and a cross-core wake-up), as much as serving a small
-/// request, so it is paid only when the loop is really blocked or about to block.
+/// The handshake between a reactor and the threads that post work to it: when a post must write the eventfd
+/// (only when the loop is blocked or about to block), and when the loop may close it (only when no post is in
+/// flight). A write to the eventfd costs microseconds (a syscall and a cross-core wake-up), as much as serving a
+/// small request, so it is paid only when the loop is really blocked or about to block.
 /// </summary>
 /// <remarks>
-/// The protocol is Dekker's: each side publishes, then looks at the other side's variable, with a full fence in
-/// between (both the work queue's enqueue and <see cref="Interlocked"/> operations are full fences).
+/// One state word: bit 0 <c>Blocking</c>, bit 1 <c>Closed</c>, and above them the number of producers in flight.
+/// <para>
+/// Blocking follows Dekker's protocol: each side publishes, then looks at the other side's variable, with a full
+/// fence in between (both the work queue's enqueue and <see cref="Interlocked"/> operations are full fences).
 /// <list type="bullet">
-/// <item>Producer: enqueue the work item; then, if the state is <c>Blocking</c>, CAS it to <c>Awake</c> and, if
-/// the CAS won, write the eventfd. Only the winner writes, so a burst of producers costs one write.</item>
-/// <item>Loop: exchange the state to <c>Blocking</c>; then look at the queue once more. If work arrived, it does
-/// not block (timeout 0). Otherwise it blocks, and any producer that enqueues from now on sees
-/// <c>Blocking</c> and wakes it.</item>
+/// <item>Producer: enqueue the work item; then, if <c>Blocking</c> is set, CAS it clear and, if the CAS won, write
+/// the eventfd. Only the winner writes, so a burst of producers costs one write.</item>
+/// <item>Loop: set <c>Blocking</c>; then look at the queue once more. If work arrived, it does not block
+/// (timeout 0). Otherwise it blocks, and any producer that enqueues from now on sees <c>Blocking</c> and wakes
+/// it.</item>
 /// </list>
 /// A wake-up is never lost: either the producer sees <c>Blocking</c> (and writes), or the loop sees the item
 /// (and does not block). A spurious write (the loop found the item itself) only costs one extra turn.
+/// </para>
+/// <para>
+/// Shutdown: a producer enters (counts itself in) before it looks at <c>Closed</c>, and leaves only after its
+/// enqueue and its write. The loop sets <c>Closed</c>, then waits for the count to reach zero, then drains its queue
+/// a last time and closes the eventfd. So a producer either saw <c>Closed</c> (and enqueued nothing) or is waited
+/// for: its item is in the queue before the last drain, and its write lands on the eventfd, never on an fd that
+/// took the number after the close. With the count and <c>Closed</c> in one word, a producer's entering is also its
+/// look at <c>Closed</c> (one atomic add), and the loop's closing is also its first look at the count.
+/// </para>
+/// <para>
+/// Cost: entering and leaving are two more atomic adds per post from another thread. The line they write was
+/// written by producers already (<see cref="Avoided"/>, <see cref="Sent"/>), so they add no new cache-line traffic.
+/// Measured on 2 shared cores, 2 million no-op posts per thread from 1 and 2 threads, 4 runs each: 14–123 ns a post
+/// before, 39–132 ns after; the spread between runs is larger than the difference, whose best case (one producer,
+/// 14 → 39 ns) is the two atomics. A post that runs a pipe continuation serves a request of several microseconds,
+/// so this is well under 1% of it; the reactor's own posts (most of them with inline scheduling) skip it. A guard
+/// around the write alone (a reference-counted eventfd) would cost the same two atomics on the posts that write,
+/// but it could not tell a producer that its item will never run.
+/// </para>
 /// </remarks>
 internal sealed unsafe class ReactorWakeup : IDisposable
 {
-    private const int Awake = 0;
     private const int Blocking = 1;
+    private const int Closed = 2;
+    private const int Producer = 4;
+    private const int ProducerMask = ~(Blocking | Closed);
 
     private readonly int _eventFd;
     private int _state;
@@ -46,25 +70,88 @@ internal sealed unsafe class ReactorWakeup : IDisposable
     /// <summary>Posts that found the loop awake and needed no write.</summary>
     public long Avoided;
 
+    /// <summary>
+    /// Test hook: runs on a producer that won the right to write the eventfd, just before the write, so that a test can
+    /// hold it there. Never set in production (one null test on a path that makes a system call anyway).
+    /// </summary>
+    public Action? WriteObserver { get; set; }
+
+    /// <summary>
+    /// Test hook: runs on the loop when it closes with producers still in flight, before it waits for them. Never set
+    /// in production (shutdown only).
+    /// </summary>
+    public Action? CloseObserver { get; set; }
+
     /// <summary>Loop side: announce that the loop is about to block. The caller must re-check its queue after.</summary>
-    public void PrepareToBlock() => Interlocked.Exchange(ref _state, Blocking);
+    public void PrepareToBlock() => Interlocked.Or(ref _state, Blocking);
 
     /// <summary>Loop side: the loop is running again (it returned from epoll_wait, or decided not to block).</summary>
-    public void SetAwake() => Volatile.Write(ref _state, Awake);
+    public void SetAwake()
+    {
+        // A producer that woke the loop has cleared the bit already: then no atomic is needed.
+        if ((Volatile.Read(ref _state) & Blocking) != 0)
+        {
+            Interlocked.And(ref _state, ~Blocking);
+        }
+    }
 
-    /// <summary>Producer side: called after enqueueing work for the loop.</summary>
+    /// <summary>
+    /// Producer side, before enqueueing: counts the producer in, or returns false once the loop has closed. After
+    /// true the caller enqueues, calls <see cref="Wake"/> and then <see cref="Exit"/>, whatever happens.
+    /// </summary>
+    public bool TryEnter()
+    {
+        if ((Interlocked.Add(ref _state, Producer) & Closed) == 0)
+        {
+            return true;
+        }
+        Interlocked.Add(ref _state, -Producer);
+        return false;
+    }
+
+    /// <summary>Producer side: the post is complete; the loop may close once every producer has left.</summary>
+    public void Exit() => Interlocked.Add(ref _state, -Producer);
+
+    /// <summary>Producer side, between <see cref="TryEnter"/> and <see cref="Exit"/>: called after enqueueing.</summary>
     public void Wake()
     {
-        if (Volatile.Read(ref _state) == Blocking && Interlocked.CompareExchange(ref _state, Awake, Blocking) == Blocking)
+        var state = Volatile.Read(ref _state);
+        while ((state & Blocking) != 0)
         {
-            ulong one = 1;
-            // EAGAIN means the counter is saturated: a wake-up is pending anyway.
-            SocketInterop.Write(_eventFd, (byte*)&one, sizeof(ulong));
-            Sent++;
+            var seen = Interlocked.CompareExchange(ref _state, state & ~Blocking, state);
+            if (seen == state)
+            {
+                WriteObserver?.Invoke();
+                ulong one = 1;
+                // EAGAIN means the counter is saturated: a wake-up is pending anyway.
+                SocketInterop.Write(_eventFd, (byte*)&one, sizeof(ulong));
+                Sent++;
+                return;
+            }
+            // Another producer came or went (or cleared the bit): look again.
+            state = seen;
         }
-        else
+        Avoided++;
+    }
+
+    /// <summary>
+    /// Loop side, at shutdown: refuses producers from now on and waits until those in flight have left, so that their
+    /// items are in the queue and their writes done. The caller then drains the queue and disposes.
+    /// </summary>
+    public void Close()
+    {
+        if ((Interlocked.Or(ref _state, Closed) & ProducerMask) == 0)
         {
-            Avoided++;
+            return;
+        }
+        CloseObserver?.Invoke();
+        // A producer is in for an enqueue and at most one write: a few microseconds unless it was preempted, and
+        // SpinWait falls back to yielding and sleeping for that case. The loop is exiting; it serves no one while
+        // it waits.
+        var spinner = new SpinWait();
+        while ((Volatile.Read(ref _state) & ProducerMask) != 0)
+        {
+            spinner.SpinOnce();
         }
     }
 
@@ -75,5 +162,6 @@ internal sealed unsafe class ReactorWakeup : IDisposable
         SocketInterop.Read(_eventFd, (byte*)&value, sizeof(ulong));
     }
 
+    /// <summary>Closes the eventfd: after <see cref="Close"/>, or before any producer could see this instance.</summary>
     public void Dispose() => SocketInterop.Close(_eventFd);
 }

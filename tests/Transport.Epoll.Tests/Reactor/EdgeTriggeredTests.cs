@@ -245,6 +245,8 @@ public class EdgeTriggeredTests
         public void OnReadPaused(IEpollHandler handler) => ReadPaused.TrySetResult();
 
         public void OnWriteWouldBlock(IEpollHandler handler) => WriteBlocked.TrySetResult();
+
+        public bool RefusesRegistration(IEpollHandler handler, int fd) => false;
     }
 
     private static Task<TestServer> StartSingleReactorAsync(Func<ConnectionContext, Task> handler, Action<EpollTransportOptions> configure)

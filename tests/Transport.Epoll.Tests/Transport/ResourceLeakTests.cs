@@ -84,6 +84,67 @@ public class ResourceLeakTests
             $"Open fds: {fdsBefore.Count} before, {fdsAfter.Count} after. New: [{string.Join(", ", fdsAfter.Except(fdsBefore))}].");
     }
 
+    [Fact]
+    public async Task BindingAndUnbindingASecondEndPointWhileClientsChurnKeepsTheReactorsExactlyAsLongAsNeeded()
+    {
+        // Listeners take reactor references under the group's lock, connections on the reactor threads without it:
+        // 2,000 binds of a second end point race with connections that come and go on the first. Bounded by count,
+        // and by time so that a loaded machine keeps the suite short.
+        const int Binds = 2000;
+        var budget = TimeSpan.FromSeconds(60);
+        using var cts = new CancellationTokenSource(WaitLimit * 4);
+        var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount: 2, inline: false));
+        Thread[] threads;
+        int binds = 0;
+        int roundTrips = 0;
+        try
+        {
+            threads = await CaptureReactorThreadsAsync(server.Factory);
+            using var bindingDone = new CancellationTokenSource();
+            var churn = Task.Run(async () =>
+            {
+                while (!bindingDone.IsCancellationRequested)
+                {
+                    await Task.WhenAll(Enumerable.Range(0, 4).Select(i =>
+                        AssertEchoRoundTripAsync(server.EndPoint, Encoding.ASCII.GetBytes($"churn {i}"), cts.Token)));
+                    Interlocked.Add(ref roundTrips, 4);
+                }
+            });
+
+            var deadline = DateTime.UtcNow + budget;
+            for (; binds < Binds && DateTime.UtcNow < deadline && !churn.IsCompleted; binds++)
+            {
+                var second = await server.Factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0), cts.Token);
+                await second.UnbindAsync(cts.Token);
+                await second.DisposeAsync();
+            }
+            bindingDone.Cancel();
+            await churn.WaitAsync(WaitLimit);
+            _output.WriteLine($"{binds} binds of the second end point, {Volatile.Read(ref roundTrips)} round trips on the first.");
+            Assert.True(binds >= 100, $"Only {binds} binds within {budget}.");
+
+            // The first end point still accepts, on the same reactors.
+            await AssertEchoRoundTripAsync(server.EndPoint, "still accepting"u8.ToArray(), cts.Token).WaitAsync(WaitLimit);
+            Assert.Equal(threads, await CaptureReactorThreadsAsync(server.Factory));
+
+            // The last listener goes, then its connections: the reactors stop without the factory being disposed.
+            await server.Listener.UnbindAsync().AsTask().WaitAsync(WaitLimit);
+            await server.AcceptLoop.WaitAsync(WaitLimit);
+            await server.HandlersCompleted();
+            await server.AllClosed();
+            await server.Listener.DisposeAsync().AsTask().WaitAsync(WaitLimit);
+            foreach (var thread in threads)
+            {
+                Assert.True(thread.Join(WaitLimit), $"Reactor thread {thread.Name} is still running after the last listener and connection are gone.");
+            }
+            Assert.Empty(server.Factory.Reactors.Current);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+    }
+
     /// <summary>A whole app on the epoll transport: built, started, asked once over HTTP, stopped and disposed.</summary>
     private static async Task RunHostAsync(bool inline)
     {
