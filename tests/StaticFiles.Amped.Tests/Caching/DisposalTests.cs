@@ -58,4 +58,27 @@ public sealed class DisposalTests : IAsyncLifetime
         Assert.Equal(1, _log.Count("HelpersStuck"));
         disk.ReleaseReads();
     }
+
+    /// <summary>
+    /// A read that returns only after the host stopped (its helper was abandoned, the middleware's loop is gone): its
+    /// completion still reaches the request, which ends and closes what it held.
+    /// </summary>
+    [Fact]
+    public async Task ARequestWhoseReadReturnsAfterTheStopEndsAndClosesItsFds()
+    {
+        File.WriteAllBytes(_host.PathOf("late.bin"), RandomNumberGenerator.GetBytes(64 * 1024));
+        using var disk = new ScriptedDisk { SlowFile = "late.bin", ReadLimit = 2 * WaitLimit };
+        var client = await _host.StartAsync(new AmpedStaticFileOptions { ServeUnknownFileTypes = true, FileCacheEntries = 0 }, disk, logger: _log);
+        _host.Files.Helpers!.StopTimeout = TimeSpan.FromMilliseconds(100);
+        var request = client.GetAsync("/late.bin");
+        await disk.ReadWaiting.WaitAsync(WaitLimit);
+        await _host.StopAsync().WaitAsync(WaitLimit);
+        Assert.Equal(1, disk.StillOpen);
+
+        disk.ReleaseReads();
+
+        await disk.AllClosed.WaitAsync(WaitLimit);
+        // Completed or failed, it has ended.
+        await Task.WhenAny(request).WaitAsync(WaitLimit);
+    }
 }

@@ -19,6 +19,7 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
     private readonly TaskCompletionSource _readWaiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ManualResetEventSlim _opensReleased = new();
     private readonly TaskCompletionSource _openWaiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _allClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _opened;
     private int _closed;
 
@@ -51,6 +52,16 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
 
     /// <summary>fds handed out and not closed yet.</summary>
     public int StillOpen => _open.Count;
+
+    /// <summary>Completes once every fd handed out so far is closed (at once if none is open).</summary>
+    public Task AllClosed
+    {
+        get
+        {
+            var allClosed = Volatile.Read(ref _allClosed);
+            return _open.IsEmpty ? Task.CompletedTask : allClosed.Task;
+        }
+    }
 
     /// <summary>The next opens of <paramref name="relativePath"/> (on the loop or on a helper) fail with these errnos, in order.</summary>
     public void FailOpens(string relativePath, params int[] errnos)
@@ -116,6 +127,12 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
         {
             _names.TryRemove(fd, out _);
             Interlocked.Increment(ref _closed);
+            LinuxFileCalls.Instance.Close(fd);
+            if (_open.IsEmpty)
+            {
+                Interlocked.Exchange(ref _allClosed, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+            }
+            return;
         }
         LinuxFileCalls.Instance.Close(fd);
     }
