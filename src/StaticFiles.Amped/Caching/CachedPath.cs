@@ -44,20 +44,7 @@ internal sealed class CachedPath
     internal long ChargedBytes { get; set; }
 
     /// <summary>One more reference, unless the last one is gone already (the fds are closed or closing).</summary>
-    public bool TryAcquire()
-    {
-        var references = Volatile.Read(ref _references);
-        while (references > 0)
-        {
-            var seen = Interlocked.CompareExchange(ref _references, references + 1, references);
-            if (seen == references)
-            {
-                return true;
-            }
-            references = seen;
-        }
-        return false;
-    }
+    public bool TryAcquire() => ReferenceCount.TryAcquire(ref _references);
 
     /// <summary>Drops a reference; the last one closes the files (read-only files: <c>close</c> does not wait for the disk).</summary>
     public void Release()

@@ -1,3 +1,4 @@
+using StaticFiles.Amped.Caching;
 using StaticFiles.Amped.Interop;
 
 namespace StaticFiles.Amped.Paths;
@@ -57,20 +58,7 @@ internal sealed class RootDirectory
         => other._inode == _inode && other._deviceMajor == _deviceMajor && other._deviceMinor == _deviceMinor;
 
     /// <summary>One more reference, unless the last one is gone already (the fd is closed or closing).</summary>
-    public bool TryAcquire()
-    {
-        var references = Volatile.Read(ref _references);
-        while (references > 0)
-        {
-            var seen = Interlocked.CompareExchange(ref _references, references + 1, references);
-            if (seen == references)
-            {
-                return true;
-            }
-            references = seen;
-        }
-        return false;
-    }
+    public bool TryAcquire() => ReferenceCount.TryAcquire(ref _references);
 
     /// <summary>Drops a reference; the last one closes the fd.</summary>
     public void Release()
