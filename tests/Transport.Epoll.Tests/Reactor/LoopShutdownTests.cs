@@ -234,7 +234,10 @@ public class LoopShutdownTests
             afterStopTotal += offLoop.Count(n => n != 0);
         }
         _output.WriteLine($"{Rounds} rounds: {refusedTotal} posts refused, {afterStopTotal} run after the stop.");
-        // Otherwise every round stopped after its producers were done, and the race was never run.
-        Assert.True(refusedTotal > 0 && afterStopTotal > 0, $"{refusedTotal} posts refused, {afterStopTotal} run after the stop.");
+        // Otherwise every round stopped after its producers were done, and the race was never run. Posts made while
+        // the loop drains its queue at shutdown still run on the loop, and producers posting flat out can keep that
+        // drain going until they are done: then none runs after the stop, which ScheduleOnAStoppedLoopStillRunsTheItemOnce
+        // covers on its own.
+        Assert.True(refusedTotal > 0, $"{refusedTotal} posts refused, {afterStopTotal} run after the stop.");
     }
 }
