@@ -14,7 +14,7 @@ internal sealed partial class EpollConnection
     /// FIN, an error, or the per-turn budget. Returns true when the budget was spent with
     /// the socket still readable (the reactor keeps the connection on the ready list). Reactor thread.
     /// </summary>
-    private unsafe bool Receive()
+    private bool Receive()
     {
         var writer = _input.Writer;
         int received = 0;
@@ -24,12 +24,9 @@ internal sealed partial class EpollConnection
             var memory = writer.GetMemory(_minReceiveSize);
             PosixResult result;
             int queued = -1;
-            using (var pin = memory.Pin())
-            {
-                result = _reportsQueue
-                    ? SocketInterop.ReceiveMessage(_fd, (byte*)pin.Pointer, memory.Length, out queued)
-                    : SocketInterop.Receive(_fd, (byte*)pin.Pointer, memory.Length);
-            }
+            result = _reportsQueue
+                ? SocketInterop.ReceiveMessage(_fd, memory.Span, out queued)
+                : SocketInterop.Receive(_fd, memory.Span);
 
             if (result.IsSuccess)
             {

@@ -70,7 +70,7 @@ internal sealed partial class EpollConnection
     }
 
     /// <summary>One sendmsg of what is held. Reactor thread, end of the turn.</summary>
-    private unsafe void Send()
+    private void Send()
     {
         if (_writeState != WriteState.Holding || !_writable)
         {
@@ -84,35 +84,7 @@ internal sealed partial class EpollConnection
             return;
         }
 
-        var vectors = _reactor.IOVectors;
-        var pins = _reactor.Pins;
-        int count = 0;
-        long gathered = 0;
-        foreach (var segment in buffer)
-        {
-            if (segment.IsEmpty)
-            {
-                continue;
-            }
-            if (count == EpollReactor.MaxIOVectors)
-            {
-                break;
-            }
-            pins[count] = segment.Pin();
-            vectors[count].Base = pins[count].Pointer;
-            vectors[count].Length = (nuint)segment.Length;
-            gathered += segment.Length;
-            count++;
-        }
-
-        var message = default(MessageHeader);
-        message.IOVectors = vectors;
-        message.IOVectorCount = (nuint)count;
-        var result = SocketInterop.SendMessage(_fd, &message);
-        for (int i = 0; i < count; i++)
-        {
-            pins[i].Dispose();
-        }
+        var result = _reactor.SendBatch.Send(_fd, buffer, out var count);
         _reactor.Counters.Sends++;
         _reactor.Counters.SegmentsSent += count;
 

@@ -67,6 +67,20 @@ internal static unsafe partial class EpollInterop
 
     public static PosixResult CreateEventFd() => PosixResult.FromReturn(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
 
+    /// <summary>Adds 1 to an eventfd's counter; EAGAIN means it is saturated, and a wake-up is pending anyway.</summary>
+    public static PosixResult SignalEventFd(int fd)
+    {
+        ulong one = 1;
+        return SocketInterop.Write(fd, (byte*)&one, sizeof(ulong));
+    }
+
+    /// <summary>Reads an eventfd's counter back to 0.</summary>
+    public static PosixResult DrainEventFd(int fd)
+    {
+        ulong value;
+        return SocketInterop.Read(fd, (byte*)&value, sizeof(ulong));
+    }
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial int epoll_create1(int flags);
 

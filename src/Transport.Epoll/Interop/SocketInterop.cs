@@ -52,14 +52,28 @@ internal static unsafe partial class SocketInterop
 
     public static PosixResult Accept(int fd) => PosixResult.FromReturn(accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC));
 
-    public static PosixResult Receive(int fd, byte* buffer, int length) => PosixResult.FromReturn(recv(fd, buffer, (nuint)length, 0));
+    public static PosixResult Receive(int fd, Span<byte> buffer)
+    {
+        fixed (byte* pointer = buffer)
+        {
+            return PosixResult.FromReturn(recv(fd, pointer, (nuint)buffer.Length, 0));
+        }
+    }
 
     /// <summary>
     /// recvmsg(2) into one buffer. With <c>TCP_INQ</c> set on the socket, <paramref name="queued"/> is what the
     /// kernel says is left in the receive queue after this read (non-zero while a FIN is still to be read); -1 when
     /// the kernel sent no such word.
     /// </summary>
-    public static PosixResult ReceiveMessage(int fd, byte* buffer, int length, out int queued)
+    public static PosixResult ReceiveMessage(int fd, Span<byte> buffer, out int queued)
+    {
+        fixed (byte* pointer = buffer)
+        {
+            return ReceiveMessageInto(fd, pointer, buffer.Length, out queued);
+        }
+    }
+
+    private static PosixResult ReceiveMessageInto(int fd, byte* buffer, int length, out int queued)
     {
         var vector = new IOVector { Base = buffer, Length = (nuint)length };
         // struct cmsghdr (16 bytes on 64-bit) and one int, padded: CMSG_SPACE(sizeof(int)) is 24.

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
-using System.Runtime.InteropServices;
 using EpollTransport.Interop;
 using Microsoft.Extensions.Logging;
 
@@ -17,7 +16,7 @@ namespace EpollTransport.Reactor;
 /// flags and collect the handlers that can run; (3) serve the ready list round-robin, each handler within its
 /// budget; (4) run the work queue; (5) flush the deferred sends, one <c>sendmsg</c> per connection.
 /// </remarks>
-internal sealed unsafe class EpollReactor : PipeScheduler
+internal sealed class EpollReactor : PipeScheduler
 {
     /// <summary>epoll data of the wake-up eventfd; <see cref="HandlerTable"/> never issues 0.</summary>
     private const ulong WakeupToken = 0;
@@ -25,8 +24,6 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     /// <summary>Work items run per turn, so that a flood of posts cannot starve I/O.</summary>
     private const int WorkItemsPerTurn = 1024;
 
-    /// <summary>Segments gathered into one sendmsg.</summary>
-    public const int MaxIOVectors = 64;
 
     private readonly int _epollFd;
     private readonly ReactorWakeup _wakeup;
@@ -39,7 +36,6 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     private readonly int _maxEvents;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly IOVector* _ioVectors;
     private Thread? _thread;
     private int _threadId;
     private bool _stopping;
@@ -82,7 +78,6 @@ internal sealed unsafe class EpollReactor : PipeScheduler
             _wakeup.Dispose();
             throw Errnos.ToSocketException(added.Errno);
         }
-        _ioVectors = (IOVector*)NativeMemory.Alloc((nuint)(MaxIOVectors * sizeof(IOVector)));
     }
 
     public int Id { get; }
@@ -120,11 +115,8 @@ internal sealed unsafe class EpollReactor : PipeScheduler
 
     public bool IsOnReactorThread => Environment.CurrentManagedThreadId == _threadId;
 
-    /// <summary>Scratch iovec array for <see cref="IEpollHandler.Send"/>; valid during the send only.</summary>
-    public IOVector* IOVectors => _ioVectors;
-
-    /// <summary>Scratch pins for the segments of <see cref="IOVectors"/>; valid during the send only.</summary>
-    public MemoryHandle[] Pins { get; } = new MemoryHandle[MaxIOVectors];
+    /// <summary>The gathering sendmsg of <see cref="IEpollHandler.Send"/>: scratch iovecs and pins, reactor thread only.</summary>
+    public IOVectorBatch SendBatch { get; } = new();
 
     public void Start()
     {
@@ -245,7 +237,7 @@ internal sealed unsafe class EpollReactor : PipeScheduler
     {
         _threadId = Environment.CurrentManagedThreadId;
         EpollLoop.SetCurrent(Loop);
-        var events = (byte*)NativeMemory.Alloc((nuint)(_maxEvents * EpollInterop.EventSize));
+        var events = new EpollEventBuffer(_maxEvents);
         try
         {
             while (!_stopping)
@@ -266,7 +258,7 @@ internal sealed unsafe class EpollReactor : PipeScheduler
                     }
                 }
 
-                var result = EpollInterop.Wait(_epollFd, events, _maxEvents, timeout);
+                var result = events.Wait(_epollFd, timeout);
                 if (blocking)
                 {
                     _wakeup.SetAwake();
@@ -294,25 +286,25 @@ internal sealed unsafe class EpollReactor : PipeScheduler
         finally
         {
             Shutdown();
-            NativeMemory.Free(events);
+            events.Dispose();
             EpollLoop.SetCurrent(null);
         }
     }
 
-    private void Collect(byte* events, int count)
+    private void Collect(EpollEventBuffer events, int count)
     {
         Counters.Waits++;
         Counters.Events += count;
         for (int i = 0; i < count; i++)
         {
-            var token = EpollInterop.DataAt(events, i);
+            var token = events.DataAt(i);
             if (token == WakeupToken)
             {
                 _wakeup.Drain();
                 continue;
             }
             var handler = _handlers.Find(token);
-            if (handler is not null && handler.OnEvents(EpollInterop.EventsAt(events, i)))
+            if (handler is not null && handler.OnEvents(events.EventsAt(i)))
             {
                 _ready.Add(handler);
             }
@@ -440,7 +432,7 @@ internal sealed unsafe class EpollReactor : PipeScheduler
             _threadId = 0;
             SocketInterop.Close(_epollFd);
             _wakeup.Dispose();
-            NativeMemory.Free(_ioVectors);
+            SendBatch.Dispose();
             MemoryPool.Dispose();
             _completion.TrySetResult();
             // Items posted with Schedule after the close and after the drain above.

@@ -42,7 +42,7 @@ namespace EpollTransport.Reactor;
 /// but it could not tell a producer that its item will never run.
 /// </para>
 /// </remarks>
-internal sealed unsafe class ReactorWakeup : IDisposable
+internal sealed class ReactorWakeup : IDisposable
 {
     private const int Blocking = 1;
     private const int Closed = 2;
@@ -122,9 +122,7 @@ internal sealed unsafe class ReactorWakeup : IDisposable
             if (seen == state)
             {
                 WriteObserver?.Invoke();
-                ulong one = 1;
-                // EAGAIN means the counter is saturated: a wake-up is pending anyway.
-                SocketInterop.Write(_eventFd, (byte*)&one, sizeof(ulong));
+                EpollInterop.SignalEventFd(_eventFd);
                 Sent++;
                 return;
             }
@@ -156,11 +154,7 @@ internal sealed unsafe class ReactorWakeup : IDisposable
     }
 
     /// <summary>Loop side: reset the eventfd counter after it was reported readable.</summary>
-    public void Drain()
-    {
-        ulong value;
-        SocketInterop.Read(_eventFd, (byte*)&value, sizeof(ulong));
-    }
+    public void Drain() => EpollInterop.DrainEventFd(_eventFd);
 
     /// <summary>Closes the eventfd: after <see cref="Close"/>, or before any producer could see this instance.</summary>
     public void Dispose() => SocketInterop.Close(_eventFd);
