@@ -203,51 +203,48 @@ internal sealed partial class AmpedFileServer
         var loop = LoopForRequest(out var resumeOnThreadPool);
         var writer = context.Response.BodyWriter;
         var aborted = context.RequestAborted;
-        if (!context.Response.HasStarted && count > 0)
+        while (count > 0)
         {
-            // The first read goes into a buffer of our own: asking the response's writer for memory starts the
-            // response, and until this read has succeeded a refused or failed read can still be answered with a
-            // status instead of a reset. Kept small, since its bytes are copied once more.
-            var want = (int)Math.Min(count, FirstChunkSize);
-            var buffer = ArrayPool<byte>.Shared.Rent(want);
+            // Until a read has succeeded the response has not started, and a refused or failed read can still be
+            // answered with a status instead of a reset; asking the writer for memory would start it. So the first
+            // read goes into a buffer of our own, kept small since its bytes are copied once more.
+            var started = context.Response.HasStarted;
+            var want = (int)Math.Min(count, started ? ChunkSize : FirstChunkSize);
+            var own = started ? null : ArrayPool<byte>.Shared.Rent(want);
             try
             {
-                var read = await ReadAsync(loop, resumeOnThreadPool, fd, buffer.AsMemory(0, want), offset, aborted);
+                var memory = own is null ? writer.GetMemory(want) : own.AsMemory();
+                var read = await ReadAsync(loop, resumeOnThreadPool, fd, memory[..Math.Min(memory.Length, want)], offset, aborted);
                 if (!read.IsSuccess || read.Value == 0)
                 {
-                    AnswerUnavailable(context, context.Request.Path.Value ?? "", read.IsSuccess ? FileResult.EIO : read.Errno);
+                    if (!started)
+                    {
+                        AnswerUnavailable(context, context.Request.Path.Value ?? "", read.IsSuccess ? FileResult.EIO : read.Errno);
+                        return false;
+                    }
+                    // The file shrank or failed under us after Content-Length went out: the only honest end is an abort.
+                    LogReadFailed(_logger, context.Request.Path, read.ToString());
+                    context.Abort();
                     return false;
                 }
-                writer.Write(buffer.AsSpan(0, read.IntValue));
+                if (own is null)
+                {
+                    writer.Advance(read.IntValue);
+                }
+                else
+                {
+                    writer.Write(own.AsSpan(0, read.IntValue));
+                }
                 offset += read.Value;
                 count -= read.Value;
             }
             finally
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                if (own is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(own);
+                }
             }
-            var flushed = await writer.FlushAsync(aborted);
-            if (flushed.IsCanceled || flushed.IsCompleted)
-            {
-                return false;
-            }
-        }
-        while (count > 0)
-        {
-            var want = (int)Math.Min(count, ChunkSize);
-            var memory = writer.GetMemory(want);
-            memory = memory[..Math.Min(memory.Length, want)];
-            var read = await ReadAsync(loop, resumeOnThreadPool, fd, memory, offset, aborted);
-            if (!read.IsSuccess || read.Value == 0)
-            {
-                // The file shrank or failed under us after Content-Length went out: the only honest end is an abort.
-                LogReadFailed(_logger, context.Request.Path, read.ToString());
-                context.Abort();
-                return false;
-            }
-            writer.Advance(read.IntValue);
-            offset += read.Value;
-            count -= read.Value;
             var flushed = await writer.FlushAsync(aborted);
             if (flushed.IsCanceled || flushed.IsCompleted)
             {

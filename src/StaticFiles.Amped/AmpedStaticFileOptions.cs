@@ -72,11 +72,7 @@ public sealed class AmpedStaticFileOptions
     public int MetadataHelperThreads
     {
         get => _metadataHelperThreads;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _metadataHelperThreads = value;
-        }
+        set => _metadataHelperThreads = AtLeastOne(value);
     }
 
     /// <summary>Helper threads for reads that miss the page cache, at least 1. Default: 4.</summary>
@@ -84,11 +80,7 @@ public sealed class AmpedStaticFileOptions
     public int DataHelperThreads
     {
         get => _dataHelperThreads;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _dataHelperThreads = value;
-        }
+        set => _dataHelperThreads = AtLeastOne(value);
     }
 
     /// <summary>
@@ -98,11 +90,7 @@ public sealed class AmpedStaticFileOptions
     public int HelperQueueCapacity
     {
         get => _helperQueueCapacity;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _helperQueueCapacity = value;
-        }
+        set => _helperQueueCapacity = AtLeastOne(value);
     }
 
     /// <summary>
@@ -114,11 +102,7 @@ public sealed class AmpedStaticFileOptions
     public int PathCacheEntries
     {
         get => _pathCacheEntries;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value);
-            _pathCacheEntries = value;
-        }
+        set => _pathCacheEntries = NotNegative(value);
     }
 
     /// <summary>
@@ -131,11 +115,7 @@ public sealed class AmpedStaticFileOptions
     public int FileCacheEntries
     {
         get => _fileCacheEntries;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value);
-            _fileCacheEntries = value;
-        }
+        set => _fileCacheEntries = NotNegative(value);
     }
 
     /// <summary>
@@ -146,11 +126,7 @@ public sealed class AmpedStaticFileOptions
     public long ContentCacheBytes
     {
         get => _contentCacheBytes;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value);
-            _contentCacheBytes = value;
-        }
+        set => _contentCacheBytes = NotNegative(value);
     }
 
     /// <summary>
@@ -161,13 +137,7 @@ public sealed class AmpedStaticFileOptions
     public long MaxCachedFileSize
     {
         get => _maxCachedFileSize;
-        set
-        {
-            // A cached file is one array: its length must fit one.
-            ArgumentOutOfRangeException.ThrowIfNegative(value);
-            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, Array.MaxLength);
-            _maxCachedFileSize = value;
-        }
+        set => _maxCachedFileSize = ArrayLength(value);
     }
 
     /// <summary>The most parts a multi-range request may ask for before the whole file is sent instead, at least 1. Default: 16.</summary>
@@ -175,10 +145,27 @@ public sealed class AmpedStaticFileOptions
     public int MaxRanges
     {
         get => _maxRanges;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
-            _maxRanges = value;
-        }
+        set => _maxRanges = AtLeastOne(value);
+    }
+
+    // Each returns its argument, or throws with the setter's parameter name, "value".
+    private static int AtLeastOne(int value)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+        return value;
+    }
+
+    private static T NotNegative<T>(T value) where T : System.Numerics.INumberBase<T>
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(value);
+        return value;
+    }
+
+    // A cached file is one array: its length must fit one.
+    private static long ArrayLength(long value)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(value);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(value, Array.MaxLength);
+        return value;
     }
 }

@@ -24,7 +24,6 @@ internal sealed class EpollReactor : PipeScheduler
     /// <summary>Work items run per turn, so that a flood of posts cannot starve I/O.</summary>
     private const int WorkItemsPerTurn = 1024;
 
-
     private readonly int _epollFd;
     private readonly ReactorWakeup _wakeup;
     private readonly ConcurrentQueue<WorkItem> _work = new();

@@ -36,8 +36,9 @@ namespace EpollTransport.Reactor;
 /// written by producers already (<see cref="Avoided"/>, <see cref="Sent"/>), so they add no new cache-line traffic.
 /// Measured on 2 shared cores, 2 million no-op posts per thread from 1 and 2 threads, 4 runs each: 14–123 ns a post
 /// before, 39–132 ns after; the spread between runs is larger than the difference, whose best case (one producer,
-/// 14 → 39 ns) is the two atomics. A post that runs a pipe continuation serves a request of several microseconds,
-/// so this is well under 1% of it; the reactor's own posts (most of them with inline scheduling) skip it. A guard
+/// 14 → 39 ns) is the two atomics. A post that runs a pipe continuation serves a request of several microseconds
+/// (an estimate from those figures, not a measurement under load); the reactor's own posts (most of them with
+/// inline scheduling) skip the count. A guard
 /// around the write alone (a reference-counted eventfd) would cost the same two atomics on the posts that write,
 /// but it could not tell a producer that its item will never run.
 /// </para>
