@@ -21,7 +21,6 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
     private readonly TaskCompletionSource _openWaiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _allClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _opened;
-    private int _closed;
 
     /// <summary>Whether every cached open answers EAGAIN, so that the open goes to a helper. Default: false.</summary>
     public bool ColdDentries { get; init; }
@@ -46,9 +45,6 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
 
     /// <summary>fds handed out by an open so far.</summary>
     public int Opened => Volatile.Read(ref _opened);
-
-    /// <summary>fds closed so far.</summary>
-    public int Closed => Volatile.Read(ref _closed);
 
     /// <summary>fds handed out and not closed yet.</summary>
     public int StillOpen => _open.Count;
@@ -126,7 +122,6 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
         if (_open.TryRemove(fd, out _))
         {
             _names.TryRemove(fd, out _);
-            Interlocked.Increment(ref _closed);
             LinuxFileCalls.Instance.Close(fd);
             if (_open.IsEmpty)
             {
