@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using EpollTransport.Posix;
 using EpollTransport;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.StaticFiles;
@@ -7,7 +8,6 @@ using Microsoft.Net.Http.Headers;
 using StaticFiles.Amped.Caching;
 using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Http;
-using StaticFiles.Amped.Interop;
 
 namespace StaticFiles.Amped;
 
@@ -219,7 +219,7 @@ internal sealed partial class AmpedFileServer
                 {
                     if (!started)
                     {
-                        AnswerUnavailable(context, context.Request.Path.Value ?? "", read.IsSuccess ? FileResult.EIO : read.Errno);
+                        AnswerUnavailable(context, context.Request.Path.Value ?? "", read.IsSuccess ? Errnos.EIO : read.Errno);
                         return false;
                     }
                     // The file shrank or failed under us after Content-Length went out: the only honest end is an abort.
@@ -258,15 +258,15 @@ internal sealed partial class AmpedFileServer
     /// Page-cache data straight from the loop (<c>preadv2</c> with <c>RWF_NOWAIT</c> never waits for the disk); only a
     /// miss goes to a helper. A short read returns what was cached; the next call finds where the cache ends.
     /// </summary>
-    private async ValueTask<FileResult> ReadAsync(EpollLoop loop, bool resumeOnThreadPool, int fd, Memory<byte> memory, long offset, CancellationToken aborted)
+    private async ValueTask<PosixResult> ReadAsync(EpollLoop loop, bool resumeOnThreadPool, int fd, Memory<byte> memory, long offset, CancellationToken aborted)
     {
         if (_helpers is null)
         {
             // Sped: the loop itself waits for the disk.
-            return ReadFileJob.Read(_calls, fd, memory.Span, offset);
+            return _calls.Read(fd, memory.Span, offset);
         }
         var cached = _calls.ReadNoWait(fd, memory.Span, offset);
-        if (cached.IsSuccess || !(cached.WouldBlock || cached.Errno == FileResult.EOPNOTSUPP))
+        if (cached.IsSuccess || !(cached.WouldBlock || cached.Errno == Errnos.EOPNOTSUPP))
         {
             if (cached.IsSuccess)
             {
@@ -280,7 +280,7 @@ internal sealed partial class AmpedFileServer
         if (!_helpers.TryPost(job, DiskQueue.Data, loop, resumeOnThreadPool, aborted, out var completion))
         {
             _metrics.Refused();
-            return FileResult.FromErrno(FileResult.EAGAIN);
+            return PosixResult.FromErrno(Errnos.EAGAIN);
         }
         var read = await completion;
         _metrics.HelperJob(DiskQueue.Data, Stopwatch.GetElapsedTime(posted));

@@ -1,3 +1,4 @@
+using EpollTransport.Posix;
 using EpollTransport;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -6,7 +7,6 @@ using System.Diagnostics.Metrics;
 using StaticFiles.Amped.Caching;
 using StaticFiles.Amped.Diagnostics;
 using StaticFiles.Amped.Disk;
-using StaticFiles.Amped.Interop;
 using StaticFiles.Amped.Paths;
 
 namespace StaticFiles.Amped;
@@ -340,7 +340,7 @@ internal sealed partial class AmpedFileServer : IDisposable
             if (!_helpers.TryPost(job, DiskQueue.Metadata, loop, resumeOnThreadPool, aborted, out var completion))
             {
                 _metrics.Refused();
-                return OpenedFile.Failed(FileResult.EAGAIN);
+                return OpenedFile.Failed(Errnos.EAGAIN);
             }
             // Completes only after the helper ran the job (or skipped it, cancelled): the open is over either way.
             var opened = await completion;
@@ -380,12 +380,10 @@ internal sealed partial class AmpedFileServer : IDisposable
     }
 
     /// <summary>
-    /// Errnos that say the path names nothing servable until something under the root changes (which empties the
-    /// cache); running out of fds or memory, or an I/O error, is not one of them.
+    /// A failed lookup that may be remembered as a miss: the path names nothing servable until something under the
+    /// root changes, which empties the cache.
     /// </summary>
-    private static bool IsLastingMiss(int errno)
-        => errno is FileResult.ENOENT or FileResult.ENOTDIR or FileResult.EXDEV or FileResult.ELOOP or FileResult.EACCES
-            or FileResult.ENAMETOOLONG;
+    private static bool IsLastingMiss(int errno) => Errnos.NamesNothing(errno);
 
     private bool TryGetContentType(string name, out string contentType)
     {
@@ -424,7 +422,7 @@ internal sealed partial class AmpedFileServer : IDisposable
         var shortage = IsShortage(errno);
         if (Interlocked.Exchange(ref _unavailable, 1) == 0)
         {
-            LogDiskUnavailable(_logger, relative, FileResult.FromErrno(errno).ToString());
+            LogDiskUnavailable(_logger, relative, PosixResult.FromErrno(errno).ToString());
         }
         var response = context.Response;
         response.Clear();
@@ -446,8 +444,7 @@ internal sealed partial class AmpedFileServer : IDisposable
 
     /// <summary>Errnos of a resource that runs short for a while (EAGAIN includes a full helper queue).</summary>
     private static bool IsShortage(int errno)
-        => errno is FileResult.EAGAIN or FileResult.EMFILE or FileResult.ENFILE or FileResult.ENOMEM or FileResult.ENOBUFS
-            or FileResult.EINTR;
+        => errno is Errnos.EAGAIN or Errnos.EINTR || Errnos.IsResourceExhausted(errno);
 
     /// <summary>The outcome of resolving a request path.</summary>
     private enum LookupOutcome

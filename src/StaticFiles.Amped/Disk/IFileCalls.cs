@@ -1,3 +1,4 @@
+using EpollTransport.Posix;
 using StaticFiles.Amped.Interop;
 
 namespace StaticFiles.Amped.Disk;
@@ -8,20 +9,20 @@ namespace StaticFiles.Amped.Disk;
 /// </summary>
 internal interface IFileCalls
 {
-    FileResult OpenBeneath(int rootFd, string relativePath);
+    PosixResult OpenBeneath(int rootFd, string relativePath);
 
-    FileResult StatFd(int fd, out Statx statx);
+    PosixResult StatFd(int fd, out Statx statx);
 
     /// <summary>An open from the dentry cache only; EAGAIN otherwise. Made on the loop.</summary>
-    FileResult OpenBeneathCached(int rootFd, string relativePath);
+    PosixResult OpenBeneathCached(int rootFd, string relativePath);
 
     /// <summary>A statx from what the kernel holds, without asking a network file system's server. Made on the loop.</summary>
-    FileResult StatFdCached(int fd, out Statx statx);
+    PosixResult StatFdCached(int fd, out Statx statx);
 
     /// <summary>Page-cache data only; EAGAIN otherwise. Made on the loop.</summary>
-    FileResult ReadNoWait(int fd, Span<byte> buffer, long offset);
+    PosixResult ReadNoWait(int fd, Span<byte> buffer, long offset);
 
-    FileResult Read(int fd, Span<byte> buffer, long offset);
+    PosixResult Read(int fd, Span<byte> buffer, long offset);
 
     void Close(int fd);
 }
@@ -31,17 +32,17 @@ internal sealed class LinuxFileCalls : IFileCalls
 {
     public static readonly LinuxFileCalls Instance = new();
 
-    public FileResult OpenBeneath(int rootFd, string relativePath) => FileInterop.OpenBeneath(rootFd, relativePath);
+    public PosixResult OpenBeneath(int rootFd, string relativePath) => FileInterop.OpenBeneath(rootFd, relativePath);
 
-    public FileResult StatFd(int fd, out Statx statx) => FileInterop.StatFd(fd, out statx);
+    public PosixResult StatFd(int fd, out Statx statx) => FileInterop.StatFd(fd, out statx);
 
-    public FileResult OpenBeneathCached(int rootFd, string relativePath) => FileInterop.OpenBeneathCached(rootFd, relativePath);
+    public PosixResult OpenBeneathCached(int rootFd, string relativePath) => FileInterop.OpenBeneathCached(rootFd, relativePath);
 
-    public FileResult StatFdCached(int fd, out Statx statx) => FileInterop.StatFdCached(fd, out statx);
+    public PosixResult StatFdCached(int fd, out Statx statx) => FileInterop.StatFdCached(fd, out statx);
 
-    public FileResult ReadNoWait(int fd, Span<byte> buffer, long offset) => FileInterop.ReadNoWait(fd, buffer, offset);
+    public PosixResult ReadNoWait(int fd, Span<byte> buffer, long offset) => PosixIO.ReadNoWait(fd, buffer, offset);
 
-    public FileResult Read(int fd, Span<byte> buffer, long offset) => FileInterop.Read(fd, buffer, offset);
+    public PosixResult Read(int fd, Span<byte> buffer, long offset) => FileInterop.Read(fd, buffer, offset);
 
-    public void Close(int fd) => FileInterop.Close(fd);
+    public void Close(int fd) => PosixIO.Close(fd);
 }

@@ -1,4 +1,4 @@
-using StaticFiles.Amped.Interop;
+using EpollTransport.Posix;
 
 namespace StaticFiles.Amped.Disk;
 
@@ -37,7 +37,7 @@ internal sealed class OpenFileJob(IFileCalls calls, int rootFd, string relativeP
         {
             // A cached answer that the path names nothing is as good as the helper's; anything else is asked again.
             file = OpenedFile.Failed(opened.Errno);
-            return opened.Errno is FileResult.ENOENT or FileResult.ENOTDIR or FileResult.EXDEV or FileResult.ELOOP;
+            return Errnos.NamesNothing(opened.Errno);
         }
         if (!calls.StatFdCached(opened.IntValue, out var statx).IsSuccess)
         {

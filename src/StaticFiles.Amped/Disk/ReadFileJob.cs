@@ -1,5 +1,5 @@
 using System.Buffers;
-using StaticFiles.Amped.Interop;
+using EpollTransport.Posix;
 
 namespace StaticFiles.Amped.Disk;
 
@@ -8,7 +8,7 @@ namespace StaticFiles.Amped.Disk;
 /// client goes away while the helper waits, the response pipe returns its blocks to the pool, and a read landing
 /// there later would write into another connection's data.
 /// </summary>
-internal sealed class ReadFileJob(IFileCalls calls, int fd, int count, long offset) : DiskJob<FileResult>, IDisposable
+internal sealed class ReadFileJob(IFileCalls calls, int fd, int count, long offset) : DiskJob<PosixResult>, IDisposable
 {
     private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(count);
 
@@ -24,17 +24,5 @@ internal sealed class ReadFileJob(IFileCalls calls, int fd, int count, long offs
         }
     }
 
-    /// <summary>One <c>pread</c>, retried when a signal interrupts it.</summary>
-    public static FileResult Read(IFileCalls calls, int fd, Span<byte> buffer, long offset)
-    {
-        FileResult result;
-        do
-        {
-            result = calls.Read(fd, buffer, offset);
-        }
-        while (result.Interrupted);
-        return result;
-    }
-
-    protected override FileResult Execute() => Read(calls, fd, _buffer.AsSpan(0, count), offset);
+    protected override PosixResult Execute() => calls.Read(fd, _buffer.AsSpan(0, count), offset);
 }

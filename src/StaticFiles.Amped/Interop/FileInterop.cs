@@ -1,16 +1,17 @@
 using System.Runtime.InteropServices;
+using EpollTransport.Posix;
 
 namespace StaticFiles.Amped.Interop;
 
 /// <summary>
-/// The file system calls of the static-file path: statx(2), open(2), openat2(2), preadv2(2), pread(2), close(2).
-/// Only <see cref="ReadNoWait"/> is meant for the event loop; the others may block on disk and belong on a helper.
+/// The file system calls of the static-file path: statx(2), open(2), openat2(2), pread(2). Each may block on disk
+/// and belongs on a helper, except the cached forms (<see cref="OpenBeneathCached"/>, <see cref="StatFdCached"/>),
+/// meant for the event loop as <see cref="PosixIO.ReadNoWait"/> is; <see cref="PosixIO.Close"/> closes their fds.
 /// </summary>
 internal static unsafe partial class FileInterop
 {
     // linux/fcntl.h
     public const int AT_FDCWD = -100;
-    public const int AT_SYMLINK_NOFOLLOW = 0x100;
     public const int AT_EMPTY_PATH = 0x1000;
     public const int AT_STATX_SYNC_AS_STAT = 0x0000;
     public const int AT_STATX_DONT_SYNC = 0x4000;
@@ -20,7 +21,6 @@ internal static unsafe partial class FileInterop
     public const int S_IFMT = 0xf000;
     public const int S_IFDIR = 0x4000;
     public const int S_IFREG = 0x8000;
-    public const int S_IFLNK = 0xa000;
 
     // asm-generic/fcntl.h (octal there: O_NOCTTY 00000400, O_CLOEXEC 02000000), shared by x86-64 and arm64.
     public const int O_RDONLY = 0;
@@ -39,9 +39,6 @@ internal static unsafe partial class FileInterop
     public const ulong RESOLVE_BENEATH = 0x08;
     public const ulong RESOLVE_CACHED = 0x20;
 
-    // linux/fs.h
-    public const int RWF_NOWAIT = 0x08;
-
     /// <summary>
     /// __NR_openat2: 437 in asm-generic/unistd.h (arm64) and in arch/x86/entry/syscalls/syscall_64.tbl, since
     /// Linux 5.6 numbers new system calls the same on every architecture.
@@ -49,54 +46,36 @@ internal static unsafe partial class FileInterop
     public const long SYS_openat2 = 437;
 
     /// <summary>
-    /// statx of <paramref name="relativePath"/> under <paramref name="dirFd"/>, not following a final symlink. The
-    /// path is not confined: <c>..</c>, absolute paths and symlinks in the middle resolve as usual, so give it only
-    /// paths already resolved with <see cref="OpenBeneath"/>, or use <see cref="StatFd"/> on the opened fd.
-    /// </summary>
-    public static FileResult StatAt(int dirFd, string relativePath, out Statx statx)
-    {
-        statx = default;
-        if (HasNul(relativePath))
-        {
-            return FileResult.FromErrno(FileResult.ENOENT);
-        }
-        fixed (Statx* buffer = &statx)
-        {
-            return FileResult.FromReturn(statx_(dirFd, relativePath, AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, buffer));
-        }
-    }
-
-    /// <summary>
     /// statx of what <paramref name="absolutePath"/> names now, following symlinks all the way as <c>open</c> does:
     /// the served root's path, compared with the directory open as the root to see whether a deploy replaced it.
     /// </summary>
-    public static FileResult StatPath(string absolutePath, out Statx statx)
+    public static PosixResult StatPath(string absolutePath, out Statx statx)
     {
         statx = default;
         if (HasNul(absolutePath))
         {
-            return FileResult.FromErrno(FileResult.ENOENT);
+            return PosixResult.FromErrno(Errnos.ENOENT);
         }
         fixed (Statx* buffer = &statx)
         {
-            return FileResult.FromReturn(statx_(AT_FDCWD, absolutePath, AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, buffer));
+            return PosixResult.FromReturn(statx_(AT_FDCWD, absolutePath, AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, buffer));
         }
     }
 
     /// <summary>statx of an open fd (AT_EMPTY_PATH: the empty path names <paramref name="fd"/> itself).</summary>
-    public static FileResult StatFd(int fd, out Statx statx) => StatFdHow(fd, AT_STATX_SYNC_AS_STAT, out statx);
+    public static PosixResult StatFd(int fd, out Statx statx) => StatFdHow(fd, AT_STATX_SYNC_AS_STAT, out statx);
 
     /// <summary>
     /// <see cref="StatFd"/> from what the kernel holds (AT_STATX_DONT_SYNC): a network file system
     /// does not ask its server. For an fd just opened by <see cref="OpenBeneathCached"/>.
     /// </summary>
-    public static FileResult StatFdCached(int fd, out Statx statx) => StatFdHow(fd, AT_STATX_DONT_SYNC, out statx);
+    public static PosixResult StatFdCached(int fd, out Statx statx) => StatFdHow(fd, AT_STATX_DONT_SYNC, out statx);
 
     /// <summary>Opens the root directory, whose fd <see cref="OpenBeneath"/> resolves paths under.</summary>
-    public static FileResult OpenDirectory(string absolutePath)
+    public static PosixResult OpenDirectory(string absolutePath)
         => HasNul(absolutePath)
-            ? FileResult.FromErrno(FileResult.ENOENT)
-            : FileResult.FromReturn(open(absolutePath, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            ? PosixResult.FromErrno(Errnos.ENOENT)
+            : PosixResult.FromReturn(open(absolutePath, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 
     /// <summary>
     /// Opens <paramref name="relativePath"/> for reading, resolved by the kernel strictly under
@@ -104,20 +83,20 @@ internal static unsafe partial class FileInterop
     /// and a symlink that leaves the root (any absolute symlink included) fail with EXDEV; /proc magic links fail
     /// with ELOOP. ENOSYS means a kernel before 5.6 (or a seccomp filter that does not know openat2).
     /// </summary>
-    public static FileResult OpenBeneath(int rootFd, string relativePath) => OpenBeneathHow(rootFd, relativePath, cachedOnly: false);
+    public static PosixResult OpenBeneath(int rootFd, string relativePath) => OpenBeneathHow(rootFd, relativePath, cachedOnly: false);
 
     /// <summary>
     /// <see cref="OpenBeneath"/> from the dentry cache only (RESOLVE_CACHED, Linux 5.12): EAGAIN when a
     /// step of the walk is not cached and would have to read the disk, instead of waiting for it; EINVAL from a
     /// kernel that does not know the flag. A cached "no such file" (a negative dentry) answers ENOENT at once.
     /// </summary>
-    public static FileResult OpenBeneathCached(int rootFd, string relativePath) => OpenBeneathHow(rootFd, relativePath, cachedOnly: true);
+    public static PosixResult OpenBeneathCached(int rootFd, string relativePath) => OpenBeneathHow(rootFd, relativePath, cachedOnly: true);
 
-    private static FileResult OpenBeneathHow(int rootFd, string relativePath, bool cachedOnly)
+    private static PosixResult OpenBeneathHow(int rootFd, string relativePath, bool cachedOnly)
     {
         if (HasNul(relativePath))
         {
-            return FileResult.FromErrno(FileResult.ENOENT);
+            return PosixResult.FromErrno(Errnos.ENOENT);
         }
         var how = new OpenHow
         {
@@ -129,15 +108,15 @@ internal static unsafe partial class FileInterop
         if (cachedOnly)
         {
             // EAGAIN here means "not cached": the helper's full walk (below) retries the rename race itself.
-            return FileResult.FromReturn(syscall(SYS_openat2, rootFd, relativePath, &how, (nuint)sizeof(OpenHow)));
+            return PosixResult.FromReturn(syscall(SYS_openat2, rootFd, relativePath, &how, (nuint)sizeof(OpenHow)));
         }
         // openat2(2): with RESOLVE_BENEATH the kernel answers EAGAIN when a rename or mount raced with a ".."
         // step and it cannot prove the walk stayed under the root; the call is meant to be retried.
         const int Attempts = 3;
-        FileResult result = default;
+        PosixResult result = default;
         for (var attempt = 0; attempt < Attempts; attempt++)
         {
-            result = FileResult.FromReturn(syscall(SYS_openat2, rootFd, relativePath, &how, (nuint)sizeof(OpenHow)));
+            result = PosixResult.FromReturn(syscall(SYS_openat2, rootFd, relativePath, &how, (nuint)sizeof(OpenHow)));
             if (!result.WouldBlock)
             {
                 break;
@@ -147,45 +126,29 @@ internal static unsafe partial class FileInterop
     }
 
     /// <summary>
-    /// Reads from <paramref name="offset"/> only what is already in the page cache (RWF_NOWAIT): never waits for
-    /// the disk. EAGAIN when the first byte is not cached; fewer bytes than asked for when only a prefix is.
-    /// EOPNOTSUPP from a file system that cannot read without waiting. Either way a helper reads it with
-    /// <see cref="Read"/>.
+    /// Reads from <paramref name="offset"/>, waiting for the disk if need be; 0 at or past the end. Retried when a
+    /// signal interrupts it, as <see cref="PosixIO"/> retries its calls.
     /// </summary>
-    public static FileResult ReadNoWait(int fd, Span<byte> buffer, long offset)
-    {
-        // preadv2 reads an offset of -1 as "the current file position" rather than failing.
-        ArgumentOutOfRangeException.ThrowIfNegative(offset);
-        fixed (byte* p = buffer)
-        {
-            // struct iovec { void *iov_base; size_t iov_len; }
-            var vector = stackalloc nuint[2] { (nuint)p, (nuint)buffer.Length };
-            return FileResult.FromReturn(preadv2(fd, vector, 1, offset, RWF_NOWAIT));
-        }
-    }
-
-    /// <summary>Reads from <paramref name="offset"/>, waiting for the disk if need be; 0 at or past the end.</summary>
-    public static FileResult Read(int fd, Span<byte> buffer, long offset)
+    public static PosixResult Read(int fd, Span<byte> buffer, long offset)
     {
         fixed (byte* p = buffer)
         {
-            return FileResult.FromReturn(pread(fd, p, (nuint)buffer.Length, offset));
+            PosixResult result;
+            do
+            {
+                result = PosixResult.FromReturn(pread(fd, p, (nuint)buffer.Length, offset));
+            }
+            while (result.Interrupted);
+            return result;
         }
     }
 
-    /// <summary>
-    /// Closes <paramref name="fd"/>. The result is dropped: Linux frees the fd even when close reports an error
-    /// (EINTR included), so a retry could close an fd another thread has just been given, and a file opened read-only
-    /// has no write-back error to report.
-    /// </summary>
-    public static void Close(int fd) => close(fd);
-
-    private static FileResult StatFdHow(int fd, int sync, out Statx statx)
+    private static PosixResult StatFdHow(int fd, int sync, out Statx statx)
     {
         statx = default;
         fixed (Statx* buffer = &statx)
         {
-            return FileResult.FromReturn(statx_(fd, "", AT_EMPTY_PATH | sync, STATX_BASIC_STATS, buffer));
+            return PosixResult.FromReturn(statx_(fd, "", AT_EMPTY_PATH | sync, STATX_BASIC_STATS, buffer));
         }
     }
 
@@ -210,11 +173,5 @@ internal static unsafe partial class FileInterop
     private static partial long syscall(long number, int dirfd, string path, OpenHow* how, nuint size);
 
     [LibraryImport("libc", SetLastError = true)]
-    private static partial nint preadv2(int fd, nuint* iov, int iovcnt, long offset, int flags);
-
-    [LibraryImport("libc", SetLastError = true)]
     private static partial nint pread(int fd, byte* buffer, nuint count, long offset);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
 }

@@ -1,3 +1,4 @@
+using EpollTransport.Posix;
 using StaticFiles.Amped.Caching;
 using StaticFiles.Amped.Interop;
 
@@ -31,7 +32,7 @@ internal sealed class RootDirectory
     /// Opens the directory <paramref name="path"/> names now (following symlinks), held once for the caller; the
     /// device and inode come from the open fd, so they describe what was opened even if the path moved meanwhile.
     /// </summary>
-    public static FileResult Open(string path, out RootDirectory? root)
+    public static PosixResult Open(string path, out RootDirectory? root)
     {
         root = null;
         var opened = FileInterop.OpenDirectory(path);
@@ -42,7 +43,7 @@ internal sealed class RootDirectory
         var stat = FileInterop.StatFd(opened.IntValue, out var statx);
         if (!stat.IsSuccess)
         {
-            FileInterop.Close(opened.IntValue);
+            PosixIO.Close(opened.IntValue);
             return stat;
         }
         root = new RootDirectory(opened.IntValue, statx);
@@ -65,7 +66,7 @@ internal sealed class RootDirectory
     {
         if (Interlocked.Decrement(ref _references) == 0)
         {
-            FileInterop.Close(Fd);
+            PosixIO.Close(Fd);
         }
     }
 }

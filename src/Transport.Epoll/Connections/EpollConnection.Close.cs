@@ -1,4 +1,5 @@
 using EpollTransport.Interop;
+using EpollTransport.Posix;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 
@@ -61,7 +62,7 @@ internal sealed partial class EpollConnection
         _reactor.Unregister(this);
         // Closing the fd also removes it from the epoll set; the token's generation makes any event of it that is
         // still queued resolve to nothing.
-        SocketInterop.Close(_fd);
+        PosixIO.Close(_fd);
         _reactor.Counters.ActiveConnections--;
 
         CompleteInput(shutdownReason);

@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using EpollTransport.Interop;
+using EpollTransport.Posix;
 using Microsoft.Extensions.Logging;
 
 namespace EpollTransport.Connections;
@@ -10,7 +11,7 @@ internal sealed partial class EpollConnection
     private ValueTaskAwaiter<FlushResult> _flushAwaiter;
 
     /// <summary>
-    /// Receives until EAGAIN (or the kernel's word that the queue is empty, see <see cref="SocketInterop.ReceiveMessage"/>),
+    /// Receives until EAGAIN (or the kernel's word that the queue is empty, see <see cref="PosixIO.ReceiveMessage"/>),
     /// FIN, an error, or the per-turn budget. Returns true when the budget was spent with
     /// the socket still readable (the reactor keeps the connection on the ready list). Reactor thread.
     /// </summary>
@@ -25,8 +26,8 @@ internal sealed partial class EpollConnection
             PosixResult result;
             int queued = -1;
             result = _reportsQueue
-                ? SocketInterop.ReceiveMessage(_fd, memory.Span, out queued)
-                : SocketInterop.Receive(_fd, memory.Span);
+                ? PosixIO.ReceiveMessage(_fd, memory.Span, out queued)
+                : PosixIO.Receive(_fd, memory.Span);
 
             if (result.IsSuccess)
             {
@@ -68,11 +69,6 @@ internal sealed partial class EpollConnection
                 _reactor.Counters.ReadWouldBlock++;
                 break;
             }
-            if (result.Interrupted)
-            {
-                continue;
-            }
-
             _readable = false;
             OnReceiveError(result.Errno);
             return false;
@@ -151,7 +147,7 @@ internal sealed partial class EpollConnection
         }
         else
         {
-            var exception = Errnos.ToSocketException(errno);
+            var exception = SocketErrors.ToSocketException(errno);
             EpollTransportLog.ConnectionError(_logger, ConnectionId, exception.Message);
             error = exception;
         }

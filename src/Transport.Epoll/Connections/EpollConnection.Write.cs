@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using EpollTransport.Interop;
+using EpollTransport.Posix;
 using EpollTransport.Reactor;
 
 namespace EpollTransport.Connections;
@@ -84,7 +85,7 @@ internal sealed partial class EpollConnection
             return;
         }
 
-        var result = _reactor.SendBatch.Send(_fd, buffer, out var count);
+        var result = IOVectorBatch.Send(_fd, buffer, out var count);
         _reactor.Counters.Sends++;
         _reactor.Counters.SegmentsSent += count;
 
@@ -135,7 +136,7 @@ internal sealed partial class EpollConnection
         }
         else
         {
-            error = Errnos.ToSocketException(result.Errno);
+            error = SocketErrors.ToSocketException(result.Errno);
             EpollTransportLog.ConnectionError(_logger, ConnectionId, error.Message);
         }
         Close(error, reset: false);

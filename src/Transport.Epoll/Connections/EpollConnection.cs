@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Runtime.CompilerServices;
 using EpollTransport.Interop;
+using EpollTransport.Posix;
 using EpollTransport.Reactor;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
@@ -219,5 +220,5 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static ConnectionResetException ResetException(int errno)
-        => new(Errnos.Describe(errno), Errnos.ToSocketException(errno));
+        => new(Errnos.Describe(errno), SocketErrors.ToSocketException(errno));
 }

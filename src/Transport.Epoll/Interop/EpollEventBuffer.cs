@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using EpollTransport.Posix;
 
 namespace EpollTransport.Interop;
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using EpollTransport.Posix;
 
 namespace EpollTransport.Interop;
 
@@ -14,7 +15,6 @@ internal static unsafe partial class EpollInterop
     public const uint EPOLLET = 1u << 31;
 
     public const int EPOLL_CTL_ADD = 1;
-    public const int EPOLL_CTL_DEL = 2;
     public const int EPOLL_CLOEXEC = 0x80000;
 
     public const int EFD_NONBLOCK = 0x800;
@@ -46,16 +46,16 @@ internal static unsafe partial class EpollInterop
         return PosixResult.FromReturn(ret);
     }
 
-    public static PosixResult Remove(int epfd, int fd)
-    {
-        // A non-null event pointer keeps kernels before 2.6.9 happy; it is ignored.
-        var ev = default(EpollEventAligned);
-        return PosixResult.FromReturn(epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev));
-    }
-
-    /// <summary>Waits for events into <paramref name="buffer"/> (<see cref="EventSize"/> bytes per event).</summary>
+    /// <summary>
+    /// Waits for events into <paramref name="buffer"/> (<see cref="EventSize"/> bytes per event). A signal ends the
+    /// wait early with no events, as the timeout would: epoll_wait is never restarted, and waiting again with the same
+    /// timeout would run the next timer late, so the caller's next turn computes the timeout afresh.
+    /// </summary>
     public static PosixResult Wait(int epfd, byte* buffer, int maxEvents, int timeoutMs)
-        => PosixResult.FromReturn(epoll_wait(epfd, buffer, maxEvents, timeoutMs));
+    {
+        var result = PosixResult.FromReturn(epoll_wait(epfd, buffer, maxEvents, timeoutMs));
+        return result.Interrupted ? PosixResult.FromReturn(0) : result;
+    }
 
     public static uint EventsAt(byte* buffer, int index)
         => *(uint*)(buffer + (index * EventSize));

@@ -1,10 +1,14 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using EpollTransport.Posix;
 
 namespace EpollTransport.Interop;
 
-/// <summary>socket(7), tcp(7) and unix(7) calls, and the fd calls that go with them.</summary>
+/// <summary>
+/// socket(7), tcp(7) and unix(7) calls to set up and tear down sockets, and the fd calls that go with them; the
+/// reads, writes and close of the hot path are <see cref="PosixIO"/>.
+/// </summary>
 internal static unsafe partial class SocketInterop
 {
     public const int AF_UNIX = 1;
@@ -25,8 +29,6 @@ internal static unsafe partial class SocketInterop
     public const int TCP_INQ = 36;
     public const int IPPROTO_IPV6 = 41;
     public const int IPV6_V6ONLY = 26;
-
-    public const int MSG_NOSIGNAL = 0x4000;
 
     public const int SHUT_RDWR = 2;
 
@@ -50,53 +52,18 @@ internal static unsafe partial class SocketInterop
 
     public static PosixResult Listen(int fd, int backlog) => PosixResult.FromReturn(listen(fd, backlog));
 
-    public static PosixResult Accept(int fd) => PosixResult.FromReturn(accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC));
-
-    public static PosixResult Receive(int fd, Span<byte> buffer)
+    public static PosixResult Accept(int fd)
     {
-        fixed (byte* pointer = buffer)
+        PosixResult result;
+        do
         {
-            return PosixResult.FromReturn(recv(fd, pointer, (nuint)buffer.Length, 0));
+            result = PosixResult.FromReturn(accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC));
         }
-    }
-
-    /// <summary>
-    /// recvmsg(2) into one buffer. With <c>TCP_INQ</c> set on the socket, <paramref name="queued"/> is what the
-    /// kernel says is left in the receive queue after this read (non-zero while a FIN is still to be read); -1 when
-    /// the kernel sent no such word.
-    /// </summary>
-    public static PosixResult ReceiveMessage(int fd, Span<byte> buffer, out int queued)
-    {
-        fixed (byte* pointer = buffer)
-        {
-            return ReceiveMessageInto(fd, pointer, buffer.Length, out queued);
-        }
-    }
-
-    private static PosixResult ReceiveMessageInto(int fd, byte* buffer, int length, out int queued)
-    {
-        var vector = new IOVector { Base = buffer, Length = (nuint)length };
-        // struct cmsghdr (16 bytes on 64-bit) and one int, padded: CMSG_SPACE(sizeof(int)) is 24.
-        ulong* control = stackalloc ulong[3];
-        var message = default(MessageHeader);
-        message.IOVectors = &vector;
-        message.IOVectorCount = 1;
-        message.Control = control;
-        message.ControlLength = 3 * sizeof(ulong);
-        var result = PosixResult.FromReturn(recvmsg(fd, &message, 0));
-        queued = -1;
-        if (result.IsSuccess && message.ControlLength >= 20 && ((int*)control)[2] == IPPROTO_TCP && ((int*)control)[3] == TCP_INQ)
-        {
-            queued = ((int*)control)[4];
-        }
+        while (result.Interrupted);
         return result;
     }
 
-    public static PosixResult SendMessage(int fd, MessageHeader* message) => PosixResult.FromReturn(sendmsg(fd, message, MSG_NOSIGNAL));
-
     public static PosixResult Shutdown(int fd, int how) => PosixResult.FromReturn(shutdown(fd, how));
-
-    public static PosixResult Close(int fd) => PosixResult.FromReturn(close(fd));
 
     public static PosixResult SetOption(int fd, int level, int name, int value)
         => PosixResult.FromReturn(setsockopt(fd, level, name, &value, sizeof(int)));
@@ -200,19 +167,7 @@ internal static unsafe partial class SocketInterop
     private static partial int accept4(int fd, byte* addr, uint* addrlen, int flags);
 
     [LibraryImport("libc", SetLastError = true)]
-    private static partial nint recv(int fd, byte* buf, nuint len, int flags);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint recvmsg(int fd, MessageHeader* msg, int flags);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial nint sendmsg(int fd, MessageHeader* msg, int flags);
-
-    [LibraryImport("libc", SetLastError = true)]
     private static partial int shutdown(int fd, int how);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int setsockopt(int fd, int level, int name, void* value, uint len);

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using EpollTransport.Connections;
 using EpollTransport.Interop;
+using EpollTransport.Posix;
 using EpollTransport.Reactor;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
@@ -85,7 +86,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
         {
             foreach (var fd in fds)
             {
-                SocketInterop.Close(fd);
+                PosixIO.Close(fd);
             }
             _ = _group.Release();
             throw;
@@ -121,7 +122,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
             {
                 foreach (var fd in probe)
                 {
-                    SocketInterop.Close(fd);
+                    PosixIO.Close(fd);
                 }
             }
 
@@ -138,7 +139,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
                 // Someone took the port between the probe and the group; pick another.
                 foreach (var fd in fds)
                 {
-                    SocketInterop.Close(fd);
+                    PosixIO.Close(fd);
                 }
                 fds.Clear();
             }
@@ -177,9 +178,9 @@ internal sealed class EpollConnectionListener : IConnectionListener
         }
         if (result.Errno == Errnos.EADDRINUSE)
         {
-            throw new AddressInUseException($"Failed to bind to address {endPoint}: address already in use.", Errnos.ToSocketException(result.Errno));
+            throw new AddressInUseException($"Failed to bind to address {endPoint}: address already in use.", SocketErrors.ToSocketException(result.Errno));
         }
-        throw Errnos.ToSocketException(result.Errno);
+        throw SocketErrors.ToSocketException(result.Errno);
     }
 
     /// <summary>Reactor thread of the accepting listening socket: sets the new fd up and queues it for Kestrel.</summary>

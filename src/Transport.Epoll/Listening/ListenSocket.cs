@@ -1,4 +1,5 @@
 using EpollTransport.Interop;
+using EpollTransport.Posix;
 using EpollTransport.Reactor;
 
 namespace EpollTransport.Listening;
@@ -83,7 +84,7 @@ internal sealed class ListenSocket : IEpollHandler
             {
                 // fds are allocated lowest first: every fd below this one is taken, and only the reserve is left.
                 SocketInterop.SetLingerZero(result.IntValue);
-                SocketInterop.Close(result.IntValue);
+                PosixIO.Close(result.IntValue);
                 PauseExhausted("the file descriptor reserve was reached");
                 return false;
             }
@@ -138,7 +139,7 @@ internal sealed class ListenSocket : IEpollHandler
         }
         _closed = true;
         _reactor.Unregister(this);
-        SocketInterop.Close(_fd);
+        PosixIO.Close(_fd);
     }
 
     public void Send()

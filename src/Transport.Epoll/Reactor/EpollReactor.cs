@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using EpollTransport.Interop;
+using EpollTransport.Posix;
 using Microsoft.Extensions.Logging;
 
 namespace EpollTransport.Reactor;
@@ -66,16 +67,16 @@ internal sealed class EpollReactor : PipeScheduler
         var epoll = EpollInterop.Create();
         if (!epoll.IsSuccess)
         {
-            throw Errnos.ToSocketException(epoll.Errno);
+            throw SocketErrors.ToSocketException(epoll.Errno);
         }
         _epollFd = epoll.IntValue;
         _wakeup = new ReactorWakeup();
         var added = EpollInterop.Add(_epollFd, _wakeup.EventFd, EpollInterop.EPOLLIN | EpollInterop.EPOLLET, WakeupToken);
         if (!added.IsSuccess)
         {
-            SocketInterop.Close(_epollFd);
+            PosixIO.Close(_epollFd);
             _wakeup.Dispose();
-            throw Errnos.ToSocketException(added.Errno);
+            throw SocketErrors.ToSocketException(added.Errno);
         }
     }
 
@@ -113,9 +114,6 @@ internal sealed class EpollReactor : PipeScheduler
     public Task Completion => _completion.Task;
 
     public bool IsOnReactorThread => Environment.CurrentManagedThreadId == _threadId;
-
-    /// <summary>The gathering sendmsg of <see cref="IEpollHandler.Send"/>: scratch iovecs and pins, reactor thread only.</summary>
-    public IOVectorBatch SendBatch { get; } = new();
 
     public void Start()
     {
@@ -264,11 +262,7 @@ internal sealed class EpollReactor : PipeScheduler
                 }
                 if (!result.IsSuccess)
                 {
-                    if (result.Interrupted)
-                    {
-                        continue;
-                    }
-                    throw Errnos.ToSocketException(result.Errno);
+                    throw SocketErrors.ToSocketException(result.Errno);
                 }
 
                 Collect(events, result.IntValue);
@@ -429,9 +423,8 @@ internal sealed class EpollReactor : PipeScheduler
             RunWorkQueue(int.MaxValue);
             // From here Schedule hands items to the thread pool even from this thread (managed thread ids are reused).
             _threadId = 0;
-            SocketInterop.Close(_epollFd);
+            PosixIO.Close(_epollFd);
             _wakeup.Dispose();
-            SendBatch.Dispose();
             MemoryPool.Dispose();
             _completion.TrySetResult();
             // Items posted with Schedule after the close and after the drain above.

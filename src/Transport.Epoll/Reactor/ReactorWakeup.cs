@@ -1,4 +1,5 @@
 using EpollTransport.Interop;
+using EpollTransport.Posix;
 
 namespace EpollTransport.Reactor;
 
@@ -58,7 +59,7 @@ internal sealed class ReactorWakeup : IDisposable
         var result = EpollInterop.CreateEventFd();
         if (!result.IsSuccess)
         {
-            throw Errnos.ToSocketException(result.Errno);
+            throw SocketErrors.ToSocketException(result.Errno);
         }
         _eventFd = result.IntValue;
     }
@@ -158,5 +159,5 @@ internal sealed class ReactorWakeup : IDisposable
     public void Drain() => EpollInterop.DrainEventFd(_eventFd);
 
     /// <summary>Closes the eventfd: after <see cref="Close"/>, or before any producer could see this instance.</summary>
-    public void Dispose() => SocketInterop.Close(_eventFd);
+    public void Dispose() => PosixIO.Close(_eventFd);
 }

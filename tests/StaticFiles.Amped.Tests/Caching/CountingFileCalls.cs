@@ -1,3 +1,4 @@
+using EpollTransport.Posix;
 using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Interop;
 
@@ -26,37 +27,37 @@ internal sealed class CountingFileCalls : IFileCalls
     /// <summary>Every call of any kind so far.</summary>
     public int All => Opens + Stats + ReadsNoWait + Reads + Closes;
 
-    public FileResult OpenBeneath(int rootFd, string relativePath)
+    public PosixResult OpenBeneath(int rootFd, string relativePath)
     {
         Interlocked.Increment(ref _opens);
         return _real.OpenBeneath(rootFd, relativePath);
     }
 
-    public FileResult StatFd(int fd, out Statx statx)
+    public PosixResult StatFd(int fd, out Statx statx)
     {
         Interlocked.Increment(ref _stats);
         return _real.StatFd(fd, out statx);
     }
 
-    public FileResult OpenBeneathCached(int rootFd, string relativePath)
+    public PosixResult OpenBeneathCached(int rootFd, string relativePath)
     {
         Interlocked.Increment(ref _opens);
         return _real.OpenBeneathCached(rootFd, relativePath);
     }
 
-    public FileResult StatFdCached(int fd, out Statx statx)
+    public PosixResult StatFdCached(int fd, out Statx statx)
     {
         Interlocked.Increment(ref _stats);
         return _real.StatFdCached(fd, out statx);
     }
 
-    public FileResult ReadNoWait(int fd, Span<byte> buffer, long offset)
+    public PosixResult ReadNoWait(int fd, Span<byte> buffer, long offset)
     {
         Interlocked.Increment(ref _readsNoWait);
         return _real.ReadNoWait(fd, buffer, offset);
     }
 
-    public FileResult Read(int fd, Span<byte> buffer, long offset)
+    public PosixResult Read(int fd, Span<byte> buffer, long offset)
     {
         Interlocked.Increment(ref _reads);
         return _real.Read(fd, buffer, offset);

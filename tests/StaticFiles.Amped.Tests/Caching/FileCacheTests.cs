@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using EpollTransport.Posix;
 using StaticFiles.Amped.Caching;
 using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Interop;
@@ -156,7 +157,7 @@ public sealed class FileCacheTests : IAsyncLifetime
         }
         finally
         {
-            FileInterop.Close(rootFd);
+            PosixIO.Close(rootFd);
         }
     }
 

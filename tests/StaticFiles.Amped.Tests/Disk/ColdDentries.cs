@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using EpollTransport.Posix;
 using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Interop;
 
@@ -12,25 +13,25 @@ internal sealed class ColdDentries : IFileCalls
     /// <summary>Path → the name of the thread that opened it.</summary>
     public ConcurrentDictionary<string, string?> FullOpens { get; } = new();
 
-    public FileResult OpenBeneath(int rootFd, string relativePath)
+    public PosixResult OpenBeneath(int rootFd, string relativePath)
     {
         FullOpens[relativePath] = Thread.CurrentThread.Name;
         return LinuxFileCalls.Instance.OpenBeneath(rootFd, relativePath);
     }
 
-    public FileResult OpenBeneathCached(int rootFd, string relativePath)
+    public PosixResult OpenBeneathCached(int rootFd, string relativePath)
     {
         CachedOpens.Add(relativePath);
-        return FileResult.FromErrno(FileResult.EAGAIN);
+        return PosixResult.FromErrno(Errnos.EAGAIN);
     }
 
-    public FileResult StatFd(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFd(fd, out statx);
+    public PosixResult StatFd(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFd(fd, out statx);
 
-    public FileResult StatFdCached(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFdCached(fd, out statx);
+    public PosixResult StatFdCached(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFdCached(fd, out statx);
 
-    public FileResult ReadNoWait(int fd, Span<byte> buffer, long offset) => LinuxFileCalls.Instance.ReadNoWait(fd, buffer, offset);
+    public PosixResult ReadNoWait(int fd, Span<byte> buffer, long offset) => LinuxFileCalls.Instance.ReadNoWait(fd, buffer, offset);
 
-    public FileResult Read(int fd, Span<byte> buffer, long offset) => LinuxFileCalls.Instance.Read(fd, buffer, offset);
+    public PosixResult Read(int fd, Span<byte> buffer, long offset) => LinuxFileCalls.Instance.Read(fd, buffer, offset);
 
     public void Close(int fd) => LinuxFileCalls.Instance.Close(fd);
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using EpollTransport.Posix;
 using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Interop;
 
@@ -79,7 +80,7 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
         _opensReleased.Dispose();
     }
 
-    public FileResult OpenBeneath(int rootFd, string relativePath)
+    public PosixResult OpenBeneath(int rootFd, string relativePath)
     {
         if (relativePath == SlowOpen)
         {
@@ -89,24 +90,24 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
         return ScriptedFailure(relativePath) ?? Track(relativePath, LinuxFileCalls.Instance.OpenBeneath(rootFd, relativePath));
     }
 
-    public FileResult OpenBeneathCached(int rootFd, string relativePath)
+    public PosixResult OpenBeneathCached(int rootFd, string relativePath)
     {
         if (ColdDentries)
         {
-            return FileResult.FromErrno(FileResult.EAGAIN);
+            return PosixResult.FromErrno(Errnos.EAGAIN);
         }
         return ScriptedFailure(relativePath) ?? Track(relativePath, LinuxFileCalls.Instance.OpenBeneathCached(rootFd, relativePath));
     }
 
-    public FileResult StatFd(int fd, out Statx statx) => Stated(LinuxFileCalls.Instance.StatFd(fd, out statx), ref statx);
+    public PosixResult StatFd(int fd, out Statx statx) => Stated(LinuxFileCalls.Instance.StatFd(fd, out statx), ref statx);
 
-    public FileResult StatFdCached(int fd, out Statx statx) => Stated(LinuxFileCalls.Instance.StatFdCached(fd, out statx), ref statx);
+    public PosixResult StatFdCached(int fd, out Statx statx) => Stated(LinuxFileCalls.Instance.StatFdCached(fd, out statx), ref statx);
 
     /// <remarks>Once the reads are released the file is in the page cache, as after a real read from the disk.</remarks>
-    public FileResult ReadNoWait(int fd, Span<byte> buffer, long offset)
-        => IsSlow(fd) && !_readsReleased.IsSet ? FileResult.FromErrno(FileResult.EAGAIN) : LinuxFileCalls.Instance.ReadNoWait(fd, buffer, offset);
+    public PosixResult ReadNoWait(int fd, Span<byte> buffer, long offset)
+        => IsSlow(fd) && !_readsReleased.IsSet ? PosixResult.FromErrno(Errnos.EAGAIN) : LinuxFileCalls.Instance.ReadNoWait(fd, buffer, offset);
 
-    public FileResult Read(int fd, Span<byte> buffer, long offset)
+    public PosixResult Read(int fd, Span<byte> buffer, long offset)
     {
         if (IsSlow(fd))
         {
@@ -132,10 +133,10 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
         LinuxFileCalls.Instance.Close(fd);
     }
 
-    private FileResult? ScriptedFailure(string relativePath)
-        => _openFailures.TryGetValue(relativePath, out var queue) && queue.TryDequeue(out var errno) ? FileResult.FromErrno(errno) : null;
+    private PosixResult? ScriptedFailure(string relativePath)
+        => _openFailures.TryGetValue(relativePath, out var queue) && queue.TryDequeue(out var errno) ? PosixResult.FromErrno(errno) : null;
 
-    private FileResult Track(string relativePath, FileResult opened)
+    private PosixResult Track(string relativePath, PosixResult opened)
     {
         if (opened.IsSuccess)
         {
@@ -148,7 +149,7 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
 
     private bool IsSlow(int fd) => SlowFile is { } slow && _names.TryGetValue(fd, out var name) && name == slow;
 
-    private FileResult Stated(FileResult result, ref Statx statx)
+    private PosixResult Stated(PosixResult result, ref Statx statx)
     {
         if (result.IsSuccess && ModifiedSeconds is { } seconds && (statx.stx_mode & FileInterop.S_IFMT) == FileInterop.S_IFREG)
         {

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Security.Cryptography;
+using EpollTransport.Posix;
 using StaticFiles.Amped.Disk;
-using StaticFiles.Amped.Interop;
 using StaticFiles.Amped.Tests.Caching;
 using StaticFiles.Amped.Tests.Diagnostics;
 using StaticFiles.Amped.Tests.Disk;
@@ -34,7 +34,7 @@ public sealed class TransientErrorTests : IAsyncLifetime
     {
         using var disk = new ScriptedDisk();
         // Not in the dentry cache (EAGAIN on the loop), then EMFILE on the helper: twice, then healthy.
-        disk.FailOpens("docs/index.html", FileResult.EAGAIN, FileResult.EMFILE, FileResult.EAGAIN, FileResult.EMFILE);
+        disk.FailOpens("docs/index.html", Errnos.EAGAIN, Errnos.EMFILE, Errnos.EAGAIN, Errnos.EMFILE);
         var client = await _host.StartAsync(new AmpedStaticFileOptions(), disk, logger: _log);
 
         using var first = await client.GetAsync("/docs/");
@@ -52,10 +52,10 @@ public sealed class TransientErrorTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData(FileResult.EMFILE, HttpStatusCode.ServiceUnavailable)]
-    [InlineData(FileResult.ENFILE, HttpStatusCode.ServiceUnavailable)]
-    [InlineData(FileResult.ENOMEM, HttpStatusCode.ServiceUnavailable)]
-    [InlineData(FileResult.EIO, HttpStatusCode.InternalServerError)]
+    [InlineData(Errnos.EMFILE, HttpStatusCode.ServiceUnavailable)]
+    [InlineData(Errnos.ENFILE, HttpStatusCode.ServiceUnavailable)]
+    [InlineData(Errnos.ENOMEM, HttpStatusCode.ServiceUnavailable)]
+    [InlineData(Errnos.EIO, HttpStatusCode.InternalServerError)]
     public async Task ATransientOpenErrorIsAnErrorStatusAndTheNextRequestIsServed(int errno, HttpStatusCode status)
     {
         using var disk = new ScriptedDisk { ColdDentries = true };
@@ -77,7 +77,7 @@ public sealed class TransientErrorTests : IAsyncLifetime
     {
         using var disk = new ScriptedDisk();
         // The folder opens on the loop; its document is not in the dentry cache and must go to the (full) queue.
-        disk.FailOpens("docs/index.html", FileResult.EAGAIN);
+        disk.FailOpens("docs/index.html", Errnos.EAGAIN);
         var client = await _host.StartAsync(new AmpedStaticFileOptions { HelperQueueCapacity = 1 }, disk, logger: _log);
 
         HttpResponseMessage refused;
@@ -99,7 +99,7 @@ public sealed class TransientErrorTests : IAsyncLifetime
     {
         File.WriteAllText(_host.PathOf("a.txt.gz"), "gzipped");
         using var disk = new ScriptedDisk { ColdDentries = true };
-        disk.FailOpens("a.txt.gz", FileResult.EMFILE);
+        disk.FailOpens("a.txt.gz", Errnos.EMFILE);
         var client = await _host.StartAsync(new AmpedStaticFileOptions(), disk, logger: _log);
 
         using var first = await GetGzipAsync(client);

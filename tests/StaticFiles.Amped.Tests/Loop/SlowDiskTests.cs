@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using EpollTransport.Posix;
 using EpollTransport;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -89,20 +90,20 @@ public sealed class SlowDiskTests : IDisposable
 
         public void Dispose() => _released.Dispose();
 
-        public FileResult OpenBeneath(int rootFd, string relativePath)
+        public PosixResult OpenBeneath(int rootFd, string relativePath)
             => NoteSlowFd(relativePath, LinuxFileCalls.Instance.OpenBeneath(rootFd, relativePath));
 
-        public FileResult OpenBeneathCached(int rootFd, string relativePath)
+        public PosixResult OpenBeneathCached(int rootFd, string relativePath)
             => NoteSlowFd(relativePath, LinuxFileCalls.Instance.OpenBeneathCached(rootFd, relativePath));
 
-        public FileResult StatFd(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFd(fd, out statx);
+        public PosixResult StatFd(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFd(fd, out statx);
 
-        public FileResult StatFdCached(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFdCached(fd, out statx);
+        public PosixResult StatFdCached(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFdCached(fd, out statx);
 
-        public FileResult ReadNoWait(int fd, Span<byte> buffer, long offset)
-            => fd == Volatile.Read(ref _slowFd) ? FileResult.FromErrno(FileResult.EAGAIN) : LinuxFileCalls.Instance.ReadNoWait(fd, buffer, offset);
+        public PosixResult ReadNoWait(int fd, Span<byte> buffer, long offset)
+            => fd == Volatile.Read(ref _slowFd) ? PosixResult.FromErrno(Errnos.EAGAIN) : LinuxFileCalls.Instance.ReadNoWait(fd, buffer, offset);
 
-        public FileResult Read(int fd, Span<byte> buffer, long offset)
+        public PosixResult Read(int fd, Span<byte> buffer, long offset)
         {
             if (fd == Volatile.Read(ref _slowFd))
             {
@@ -115,7 +116,7 @@ public sealed class SlowDiskTests : IDisposable
 
         public void Close(int fd) => LinuxFileCalls.Instance.Close(fd);
 
-        private FileResult NoteSlowFd(string relativePath, FileResult opened)
+        private PosixResult NoteSlowFd(string relativePath, PosixResult opened)
         {
             if (opened.IsSuccess && relativePath == slowName)
             {

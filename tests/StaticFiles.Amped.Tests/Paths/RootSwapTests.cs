@@ -1,4 +1,5 @@
 using System.Net;
+using EpollTransport.Posix;
 using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Interop;
 using StaticFiles.Amped.Tests.Caching;
@@ -111,7 +112,7 @@ public sealed class RootSwapTests : IAsyncLifetime
 
         public void Dispose() => _released.Dispose();
 
-        public FileResult OpenBeneath(int rootFd, string relativePath)
+        public PosixResult OpenBeneath(int rootFd, string relativePath)
         {
             if (relativePath != parkedName || !_parked.TrySetResult())
             {
@@ -123,18 +124,18 @@ public sealed class RootSwapTests : IAsyncLifetime
             return opened;
         }
 
-        public FileResult OpenBeneathCached(int rootFd, string relativePath)
+        public PosixResult OpenBeneathCached(int rootFd, string relativePath)
             => relativePath == parkedName && !_parked.Task.IsCompleted
-                ? FileResult.FromErrno(FileResult.EAGAIN)
+                ? PosixResult.FromErrno(Errnos.EAGAIN)
                 : LinuxFileCalls.Instance.OpenBeneathCached(rootFd, relativePath);
 
-        public FileResult StatFd(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFd(fd, out statx);
+        public PosixResult StatFd(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFd(fd, out statx);
 
-        public FileResult StatFdCached(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFdCached(fd, out statx);
+        public PosixResult StatFdCached(int fd, out Statx statx) => LinuxFileCalls.Instance.StatFdCached(fd, out statx);
 
-        public FileResult ReadNoWait(int fd, Span<byte> buffer, long offset) => LinuxFileCalls.Instance.ReadNoWait(fd, buffer, offset);
+        public PosixResult ReadNoWait(int fd, Span<byte> buffer, long offset) => LinuxFileCalls.Instance.ReadNoWait(fd, buffer, offset);
 
-        public FileResult Read(int fd, Span<byte> buffer, long offset) => LinuxFileCalls.Instance.Read(fd, buffer, offset);
+        public PosixResult Read(int fd, Span<byte> buffer, long offset) => LinuxFileCalls.Instance.Read(fd, buffer, offset);
 
         public void Close(int fd) => LinuxFileCalls.Instance.Close(fd);
     }

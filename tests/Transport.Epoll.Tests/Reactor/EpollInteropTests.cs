@@ -50,14 +50,6 @@ public class EpollInteropTests
         }
     }
 
-    [Fact]
-    public void ErrnoIsReadRightAfterTheCall()
-    {
-        var result = SocketInterop.Close(-1);
-        Assert.False(result.IsSuccess);
-        Assert.Equal(Errnos.EBADF, result.Errno);
-    }
-
     private sealed class SignalHandler : IEpollHandler
     {
         public TaskCompletionSource Signalled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);

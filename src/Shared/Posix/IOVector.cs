@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace EpollTransport.Interop;
+namespace EpollTransport.Posix;
 
 /// <summary>struct iovec.</summary>
 [StructLayout(LayoutKind.Sequential)]

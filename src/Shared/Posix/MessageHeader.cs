@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace EpollTransport.Interop;
+namespace EpollTransport.Posix;
 
 /// <summary>struct msghdr (64-bit layout, the same on x86-64 and arm64).</summary>
 [StructLayout(LayoutKind.Sequential)]

@@ -1,0 +1,126 @@
+using System.Runtime.InteropServices;
+
+namespace EpollTransport.Posix;
+
+/// <summary>
+/// The fd calls of the hot paths: <c>recv</c>/<c>recvmsg</c>/<c>sendmsg</c> on a connection, <c>preadv2</c> with
+/// RWF_NOWAIT on an event loop, and <c>close</c> for every fd. Each of them but <c>close</c> is retried here when a
+/// signal interrupts it, so that no caller handles EINTR.
+/// </summary>
+internal static unsafe partial class PosixIO
+{
+    private const int MSG_NOSIGNAL = 0x4000;
+    private const int RWF_NOWAIT = 0x08;
+
+    // The control message TCP_INQ adds to a recvmsg: level SOL_TCP, type TCP_INQ, one int.
+    private const int SOL_TCP = 6;
+    private const int TCP_INQ = 36;
+
+    /// <summary>
+    /// Closes <paramref name="fd"/>, once: Linux frees the fd even when close reports an error (EINTR included), so a
+    /// retry could close an fd another thread has just been given.
+    /// </summary>
+    public static PosixResult Close(int fd) => PosixResult.FromReturn(close(fd));
+
+    public static PosixResult Receive(int fd, Span<byte> buffer)
+    {
+        fixed (byte* pointer = buffer)
+        {
+            PosixResult result;
+            do
+            {
+                result = PosixResult.FromReturn(recv(fd, pointer, (nuint)buffer.Length, 0));
+            }
+            while (result.Interrupted);
+            return result;
+        }
+    }
+
+    /// <summary>
+    /// recvmsg(2) into one buffer. With <c>TCP_INQ</c> set on the socket, <paramref name="queued"/> is what the
+    /// kernel says is left in the receive queue after this read (non-zero while a FIN is still to be read); -1 when
+    /// the kernel sent no such word.
+    /// </summary>
+    public static PosixResult ReceiveMessage(int fd, Span<byte> buffer, out int queued)
+    {
+        fixed (byte* pointer = buffer)
+        {
+            var vector = new IOVector { Base = pointer, Length = (nuint)buffer.Length };
+            // struct cmsghdr (16 bytes on 64-bit) and one int, padded: CMSG_SPACE(sizeof(int)) is 24.
+            ulong* control = stackalloc ulong[3];
+            MessageHeader message;
+            PosixResult result;
+            do
+            {
+                message = default;
+                message.IOVectors = &vector;
+                message.IOVectorCount = 1;
+                message.Control = control;
+                message.ControlLength = 3 * sizeof(ulong);
+                result = PosixResult.FromReturn(recvmsg(fd, &message, 0));
+            }
+            while (result.Interrupted);
+            queued = -1;
+            if (result.IsSuccess && message.ControlLength >= 20 && ((int*)control)[2] == SOL_TCP && ((int*)control)[3] == TCP_INQ)
+            {
+                queued = ((int*)control)[4];
+            }
+            return result;
+        }
+    }
+
+    /// <summary>A gathering sendmsg(2) of <paramref name="vectors"/>, with <c>MSG_NOSIGNAL</c>: a closed peer is EPIPE, never SIGPIPE.</summary>
+    public static PosixResult SendMessage(int fd, ReadOnlySpan<IOVector> vectors)
+    {
+        fixed (IOVector* pointer = vectors)
+        {
+            var message = default(MessageHeader);
+            message.IOVectors = pointer;
+            message.IOVectorCount = (nuint)vectors.Length;
+            PosixResult result;
+            do
+            {
+                result = PosixResult.FromReturn(sendmsg(fd, &message, MSG_NOSIGNAL));
+            }
+            while (result.Interrupted);
+            return result;
+        }
+    }
+
+    /// <summary>
+    /// Reads from <paramref name="offset"/> only what is already in the page cache (RWF_NOWAIT): never waits for
+    /// the disk. EAGAIN when the first byte is not cached; fewer bytes than asked for when only a prefix is.
+    /// EOPNOTSUPP from a file system that cannot read without waiting; either way a call that may wait reads it.
+    /// </summary>
+    public static PosixResult ReadNoWait(int fd, Span<byte> buffer, long offset)
+    {
+        // preadv2 reads an offset of -1 as "the current file position" rather than failing.
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        fixed (byte* pointer = buffer)
+        {
+            var vector = new IOVector { Base = pointer, Length = (nuint)buffer.Length };
+            PosixResult result;
+            do
+            {
+                result = PosixResult.FromReturn(preadv2(fd, &vector, 1, offset, RWF_NOWAIT));
+            }
+            while (result.Interrupted);
+            return result;
+        }
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint recv(int fd, byte* buf, nuint len, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint recvmsg(int fd, MessageHeader* msg, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint sendmsg(int fd, MessageHeader* msg, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint preadv2(int fd, IOVector* iov, int iovcnt, long offset, int flags);
+}
