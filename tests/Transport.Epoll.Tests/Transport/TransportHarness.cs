@@ -17,9 +17,6 @@ namespace EpollTransport.Tests.Transport;
 /// </summary>
 internal static class TransportHarness
 {
-    /// <summary>The one bound on every wait in these tests.</summary>
-    public static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
-
     /// <summary>
     /// A WebApplication that is built but never started, kept for the whole test run: it provides Kestrel's
     /// <see cref="IMemoryPoolFactory{T}"/> (and proves that <c>UseEpollTransport</c> registers the factory).
@@ -276,15 +273,15 @@ internal sealed class TestServer : IAsyncDisposable
 
     /// <summary>The next accepted connection, in accept order.</summary>
     public async Task<ServerConnection> NextConnectionAsync()
-        => await _accepted.Reader.ReadAsync().AsTask().WaitAsync(TransportHarness.WaitLimit);
+        => await _accepted.Reader.ReadAsync().AsTask().WaitAsync(WaitLimit);
 
     /// <summary>Awaits every handler accepted so far (and its DisposeAsync); rethrows their failures.</summary>
     public Task HandlersCompleted()
-        => Task.WhenAll(Connections.Select(c => c.Handler)).WaitAsync(TransportHarness.WaitLimit);
+        => Task.WhenAll(Connections.Select(c => c.Handler)).WaitAsync(WaitLimit);
 
     /// <summary>Awaits ConnectionClosed of every connection accepted so far.</summary>
     public Task AllClosed()
-        => Task.WhenAll(Connections.Select(c => c.Closed)).WaitAsync(TransportHarness.WaitLimit);
+        => Task.WhenAll(Connections.Select(c => c.Closed)).WaitAsync(WaitLimit);
 
     private async Task AcceptLoopAsync()
     {
@@ -319,18 +316,18 @@ internal sealed class TestServer : IAsyncDisposable
     /// <summary>Unbinds, waits for the handlers (their failures are for the test to assert), disposes all.</summary>
     public async ValueTask DisposeAsync()
     {
-        await Listener.UnbindAsync().AsTask().WaitAsync(TransportHarness.WaitLimit);
-        await AcceptLoop.WaitAsync(TransportHarness.WaitLimit);
+        await Listener.UnbindAsync().AsTask().WaitAsync(WaitLimit);
+        await AcceptLoop.WaitAsync(WaitLimit);
         try
         {
-            await Task.WhenAll(Connections.Select(c => c.Handler)).WaitAsync(TransportHarness.WaitLimit);
+            await Task.WhenAll(Connections.Select(c => c.Handler)).WaitAsync(WaitLimit);
         }
         catch (Exception)
         {
             // Handler failures and leftovers are asserted by the tests that care; disposing the factory below
             // resets whatever is still open.
         }
-        await Listener.DisposeAsync().AsTask().WaitAsync(TransportHarness.WaitLimit);
-        await Factory.DisposeAsync().AsTask().WaitAsync(TransportHarness.WaitLimit);
+        await Listener.DisposeAsync().AsTask().WaitAsync(WaitLimit);
+        await Factory.DisposeAsync().AsTask().WaitAsync(WaitLimit);
     }
 }
