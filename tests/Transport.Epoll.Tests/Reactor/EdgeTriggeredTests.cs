@@ -203,7 +203,7 @@ public class EdgeTriggeredTests
         const int RoundTrips = 50;
         var path = unixSocket ? UniqueUnixSocketPath() : null;
         EndPoint endPoint = path is null ? new IPEndPoint(IPAddress.Loopback, 0) : new UnixDomainSocketEndPoint(path);
-        await using var server = await TestServer.StartAsync(endPoint, EchoAsync, o => o.ReactorCount = 1);
+        await using var server = await TransportServer.StartAsync(endPoint, EchoAsync, o => o.ReactorCount = 1);
         using var cts = new CancellationTokenSource(LongWaitLimit);
         using (var client = await ConnectAsync(server.EndPoint, cts.Token))
         {
@@ -248,12 +248,12 @@ public class EdgeTriggeredTests
         public bool RefusesRegistration(IEpollHandler handler, int fd) => false;
     }
 
-    private static Task<TestServer> StartSingleReactorAsync(Func<ConnectionContext, Task> handler, Action<EpollTransportOptions> configure)
-        => TestServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), handler, o =>
+    private static Task<TransportServer> StartSingleReactorAsync(Func<ConnectionContext, Task> handler, Action<EpollTransportOptions> configure)
+        => TransportServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), handler, o =>
         {
             o.ReactorCount = 1;
             configure(o);
         });
 
-    private static EpollReactor ReactorOf(TestServer server) => server.Factory.Reactors.Current.Single();
+    private static EpollReactor ReactorOf(TransportServer server) => server.Factory.Reactors.Current.Single();
 }

@@ -28,7 +28,7 @@ public class EchoTests
     public async Task EchoesRandomPayloadByteExact(int size, int reactorCount, bool inline)
     {
         using var cts = new CancellationTokenSource(WaitLimit);
-        await using var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, inline));
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, inline));
 
         var payload = new byte[size];
         new Random(size ^ reactorCount).NextBytes(payload);
@@ -70,7 +70,7 @@ public class EchoTests
     {
         const int Connections = 500;
         using var cts = new CancellationTokenSource(WaitLimit);
-        await using var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, inline));
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, inline));
 
         var clients = Enumerable.Range(0, Connections).Select(i => Task.Run(async () =>
         {
@@ -88,7 +88,7 @@ public class EchoTests
     public async Task EchoesOverIPv6Loopback()
     {
         using var cts = new CancellationTokenSource(WaitLimit);
-        await using var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.IPv6Loopback, 0), Configure(2, false));
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.IPv6Loopback, 0), Configure(2, false));
 
         var endPoint = Assert.IsType<IPEndPoint>(server.EndPoint);
         Assert.Equal(IPAddress.IPv6Loopback, endPoint.Address);
@@ -108,7 +108,7 @@ public class EchoTests
     public async Task IPv6AnyAcceptsIPv4ClientsInDualMode()
     {
         using var cts = new CancellationTokenSource(WaitLimit);
-        await using var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.IPv6Any, 0), Configure(2, false));
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.IPv6Any, 0), Configure(2, false));
 
         var port = Assert.IsType<IPEndPoint>(server.EndPoint).Port;
         Assert.NotEqual(0, port);
@@ -129,7 +129,7 @@ public class EchoTests
         var path = UniqueUnixSocketPath();
         try
         {
-            var server = await TestServer.StartEchoAsync(new UnixDomainSocketEndPoint(path), Configure(reactorCount, inline));
+            var server = await TransportServer.StartEchoAsync(new UnixDomainSocketEndPoint(path), Configure(reactorCount, inline));
             try
             {
                 Assert.True(File.Exists(path), "The socket file should exist while bound.");
@@ -169,7 +169,7 @@ public class EchoTests
         var port = Assert.IsType<IPEndPoint>(SocketInterop.GetLocalEndPoint(fd)).Port;
         var endPoint = new FileHandleEndPoint((ulong)fd, FileHandleType.Auto);
 
-        var server = await TestServer.StartEchoAsync(endPoint, Configure(2, false));
+        var server = await TransportServer.StartEchoAsync(endPoint, Configure(2, false));
         try
         {
             var target = new IPEndPoint(IPAddress.Loopback, port);
