@@ -10,7 +10,6 @@ namespace StaticFiles.Amped.Tests.Caching;
 /// </summary>
 public sealed class DisposalTests : IAsyncLifetime
 {
-    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
     private readonly FileServerHost _host = new();
     private readonly RecordingLogger _log = new();
 

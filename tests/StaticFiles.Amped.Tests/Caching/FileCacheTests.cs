@@ -80,7 +80,7 @@ public sealed class FileCacheTests : IAsyncLifetime
 
         var changed = _host.Files.NextCacheInvalidation;
         WriteFile("b.txt", 10);
-        await changed.WaitAsync(TimeSpan.FromSeconds(30));
+        await changed.WaitAsync(WaitLimit);
 
         Assert.Equal(closes + 1, _calls.Closes);
         Assert.Equal(0, _host.Files.Files!.Count);
@@ -152,7 +152,7 @@ public sealed class FileCacheTests : IAsyncLifetime
             // The entry for b.txt, held by the cache alone, is closed when a change empties it.
             var changed = watcher.NextChange;
             WriteFile("c.txt", 10);
-            await changed.WaitAsync(TimeSpan.FromSeconds(30));
+            await changed.WaitAsync(WaitLimit);
             Assert.Equal(2, _calls.Closes);
         }
         finally

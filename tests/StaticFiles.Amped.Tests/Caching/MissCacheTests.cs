@@ -37,7 +37,7 @@ public sealed class MissCacheTests : IAsyncLifetime
         // inotify reports the create a moment after the write returns.
         var invalidated = _host.Files.NextCacheInvalidation;
         File.WriteAllText(_host.PathOf("late.txt"), "here now");
-        await invalidated.WaitAsync(TimeSpan.FromSeconds(30));
+        await invalidated.WaitAsync(WaitLimit);
 
         Assert.Equal("here now", await client.GetStringAsync("/late.txt"));
     }

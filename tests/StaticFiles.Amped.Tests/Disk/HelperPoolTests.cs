@@ -9,7 +9,6 @@ namespace StaticFiles.Amped.Tests.Disk;
 /// </summary>
 public class HelperPoolTests
 {
-    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
 
     [Fact]
     public async Task AJobRunsOnAHelperAndCompletesOnTheLoopThroughItsEventfd()

@@ -39,7 +39,7 @@ internal sealed class ScriptedDisk : IFileCalls, IDisposable
     public long? ModifiedSeconds { get; init; }
 
     /// <summary>How long a blocked read waits at most for <see cref="ReleaseReads"/>.</summary>
-    public TimeSpan ReadLimit { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan ReadLimit { get; init; } = WaitLimit;
 
     /// <summary>Completes when a helper is blocked in a read of <see cref="SlowFile"/>.</summary>
     public Task ReadWaiting => _readWaiting.Task;

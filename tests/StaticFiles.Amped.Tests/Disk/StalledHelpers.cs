@@ -10,7 +10,6 @@ namespace StaticFiles.Amped.Tests.Disk;
 /// </summary>
 internal sealed class StalledHelpers : IAsyncDisposable
 {
-    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
     private readonly ManualResetEventSlim _released = new();
     private readonly EpollLoop _loop;
     private readonly List<ValueTask<int>> _completions = [];

@@ -63,7 +63,7 @@ public sealed class FarFutureMtimeTests : IAsyncLifetime
         using var clientGone = new CancellationTokenSource();
 
         var request = client.GetAsync("/a.txt", clientGone.Token);
-        await disk.OpenWaiting.WaitAsync(TimeSpan.FromSeconds(30));
+        await disk.OpenWaiting.WaitAsync(WaitLimit);
         clientGone.Cancel();
         disk.ReleaseOpens();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => request);

@@ -15,7 +15,6 @@ namespace StaticFiles.Amped.Tests.Faults;
 /// </summary>
 public sealed class TransientErrorTests : IAsyncLifetime
 {
-    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
     private readonly FileServerHost _host = new();
     private readonly RecordingLogger _log = new();
 

@@ -11,13 +11,12 @@ namespace StaticFiles.Amped.Tests.Loop;
 /// </summary>
 public sealed class AmpedOnEpollTests : IDisposable
 {
-    private static readonly TimeSpan WaitLimit = EpollHost.WaitLimit;
     private readonly string _root = Directory.CreateTempSubdirectory("amped-loop-").FullName;
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    private static Task<WebApplication> StartAsync(bool inline, AmpedStaticFileOptions options)
-        => EpollHost.StartAsync(inline, app => app.UseAmpedStaticFiles(options));
+    private static Task<KestrelHost> StartAsync(bool inline, AmpedStaticFileOptions options)
+        => KestrelHost.StartAsync(inline ? KestrelHost.EpollInline : KestrelHost.Epoll, app => app.UseAmpedStaticFiles(options), reactorCount: 1);
 
     [Theory]
     [InlineData(true, AmpedMode.Amped, "epoll-reactor-0")]
@@ -29,7 +28,7 @@ public sealed class AmpedOnEpollTests : IDisposable
     {
         File.WriteAllText(Path.Combine(_root, "hello.txt"), "hello");
         var threads = new List<string?>();
-        await using var app = await StartAsync(inline, new AmpedStaticFileOptions
+        await using var host = await StartAsync(inline, new AmpedStaticFileOptions
         {
             RootPath = _root,
             Mode = mode,
@@ -41,7 +40,7 @@ public sealed class AmpedOnEpollTests : IDisposable
                 }
             },
         });
-        using var client = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        using var client = new HttpClient { BaseAddress = host.BaseAddress };
 
         // The first request of a connection starts on the thread pool (Kestrel's choice); later ones run where the
         // transport completes their reads, unless the next request arrived before Kestrel went back to reading
@@ -61,8 +60,8 @@ public sealed class AmpedOnEpollTests : IDisposable
     {
         var content = RandomNumberGenerator.GetBytes(3 * 1024 * 1024 + 17);
         File.WriteAllBytes(Path.Combine(_root, "big.bin"), content);
-        await using var app = await StartAsync(inline, new AmpedStaticFileOptions { RootPath = _root, ServeUnknownFileTypes = true });
-        using var client = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        await using var host = await StartAsync(inline, new AmpedStaticFileOptions { RootPath = _root, ServeUnknownFileTypes = true });
+        using var client = new HttpClient { BaseAddress = host.BaseAddress };
 
         var downloads = Enumerable.Range(0, 16).Select(_ => client.GetByteArrayAsync("/big.bin"));
         foreach (var body in await Task.WhenAll(downloads).WaitAsync(WaitLimit))

@@ -12,7 +12,6 @@ namespace StaticFiles.Amped.Tests.Loop;
 /// </summary>
 public sealed class ResumeOnThreadPoolTests : IDisposable
 {
-    private static readonly TimeSpan WaitLimit = EpollHost.WaitLimit;
     private readonly string _root = Directory.CreateTempSubdirectory("amped-resume-").FullName;
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
@@ -25,12 +24,12 @@ public sealed class ResumeOnThreadPoolTests : IDisposable
         using var disk = new ScriptedDisk { ColdDentries = true };
         using var files = new AmpedFileServer(new AmpedStaticFileOptions { PathCacheEntries = 0 }, _root, NullLogger.Instance, disk);
         string? servedOn = null;
-        await using var app = await EpollHost.StartAsync(inline: false, app =>
+        await using var host = await KestrelHost.StartAsync(KestrelHost.Epoll, app =>
         {
             app.Use(next => context => files.InvokeAsync(context, next));
             app.Run(context => context.Response.WriteAsync(Thread.CurrentThread.Name ?? "(unnamed)"));
-        });
-        using var client = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        }, reactorCount: 1);
+        using var client = new HttpClient { BaseAddress = host.BaseAddress };
 
         for (var i = 0; i < 20; i++)
         {
@@ -49,7 +48,7 @@ public sealed class ResumeOnThreadPoolTests : IDisposable
         using var gate = new ManualResetEventSlim();
         var blocking = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var unblocked = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var app = await EpollHost.StartAsync(inline: false, app =>
+        await using var host = await KestrelHost.StartAsync(KestrelHost.Epoll, app =>
         {
             app.Use(next => context => files.InvokeAsync(context, next));
             app.Run(context =>
@@ -59,9 +58,9 @@ public sealed class ResumeOnThreadPoolTests : IDisposable
                 unblocked.TrySetResult(gate.Wait(TimeSpan.FromSeconds(2)));
                 return context.Response.WriteAsync("blocked");
             });
-        });
-        using var blockedClient = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
-        using var fileClient = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        }, reactorCount: 1);
+        using var blockedClient = new HttpClient { BaseAddress = host.BaseAddress };
+        using var fileClient = new HttpClient { BaseAddress = host.BaseAddress };
 
         var blocked = blockedClient.GetStringAsync("/block");
         await blocking.Task.WaitAsync(WaitLimit);

@@ -15,7 +15,6 @@ namespace StaticFiles.Amped.Tests.Loop;
 /// </summary>
 public sealed class SlowDiskTests : IDisposable
 {
-    private static readonly TimeSpan WaitLimit = EpollHost.WaitLimit;
     private readonly string _root = Directory.CreateTempSubdirectory("amped-slow-").FullName;
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
@@ -43,9 +42,9 @@ public sealed class SlowDiskTests : IDisposable
             },
         };
         using var files = new AmpedFileServer(options, _root, NullLogger.Instance, disk);
-        await using var app = await EpollHost.StartAsync(inline: true, app => app.Use(next => context => files.InvokeAsync(context, next)));
-        using var slowClient = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
-        using var fastClient = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        await using var host = await KestrelHost.StartAsync(KestrelHost.EpollInline, app => app.Use(next => context => files.InvokeAsync(context, next)), reactorCount: 1);
+        using var slowClient = new HttpClient { BaseAddress = host.BaseAddress };
+        using var fastClient = new HttpClient { BaseAddress = host.BaseAddress };
 
         // Kestrel runs the first request of a connection on the thread pool; the next ones run on the reactor, unless
         // the next request arrived before Kestrel went back to reading (then it goes on where it is): ask until one

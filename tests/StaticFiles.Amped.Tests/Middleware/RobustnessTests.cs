@@ -5,7 +5,6 @@ namespace StaticFiles.Amped.Tests.Middleware;
 /// <summary>Many requests at once, and clients that go away mid-body, leave every response byte-exact.</summary>
 public sealed class RobustnessTests : SiteTests
 {
-    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
 
     [Theory]
     [MemberData(nameof(Modes))]

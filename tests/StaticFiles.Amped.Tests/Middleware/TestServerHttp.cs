@@ -40,7 +40,7 @@ internal static class TestServerHttp
     /// </summary>
     public static async Task<HttpResponseMessage> GetUntilAsync(this TestServer server, string pathAndQuery, Func<HttpResponseMessage, bool> done)
     {
-        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var deadline = new CancellationTokenSource(WaitLimit);
         while (true)
         {
             var response = await server.GetAsync(pathAndQuery);

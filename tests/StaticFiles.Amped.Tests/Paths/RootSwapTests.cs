@@ -13,7 +13,6 @@ namespace StaticFiles.Amped.Tests.Paths;
 /// </summary>
 public sealed class RootSwapTests : IAsyncLifetime
 {
-    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
     private readonly FileServerHost _host = new();
 
     public Task InitializeAsync()

@@ -11,7 +11,7 @@ public class MetricsTests
     [Fact]
     public async Task TheMeterReportsPerReactorCounters()
     {
-        await using var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount: 2, inline: false));
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount: 2, inline: false));
         using var cts = new CancellationTokenSource(WaitLimit);
         for (int i = 0; i < 20; i++)
         {

@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Text;
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
@@ -21,7 +20,6 @@ namespace EpollTransport.Tests.Faults;
 internal sealed class FaultServer : IAsyncDisposable
 {
     /// <summary>The one bound on every wait of the fault tests.</summary>
-    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     private readonly IServiceProvider _services;
 
@@ -109,13 +107,13 @@ internal sealed class FaultServer : IAsyncDisposable
 
     /// <summary>
     /// Waits until Kestrel holds no connection and has taken <paramref name="total"/> in all, then until the
-    /// transport holds none either; fails with the counts if that takes longer than <see cref="Timeout"/>.
+    /// transport holds none either; fails with the counts if that takes longer than <see cref="TestTimeouts.WaitLimit"/>.
     /// </summary>
     public async Task AssertAllConnectionsGoneAsync(long total)
     {
         try
         {
-            await Connections.WhenIdleAsync(total).WaitAsync(Timeout);
+            await Connections.WhenIdleAsync(total).WaitAsync(WaitLimit);
         }
         catch (TimeoutException)
         {
@@ -130,7 +128,7 @@ internal sealed class FaultServer : IAsyncDisposable
     /// <summary>
     /// After <see cref="ConnectionTracker.WhenIdleAsync"/>: the epoll transport also has no connection left. Kestrel
     /// finishes with a connection (the tracker's event) a moment before it disposes the transport's side, and nothing
-    /// signals that last step, so it is polled: at most 3000 times, bounded by <see cref="Timeout"/>.
+    /// signals that last step, so it is polled: at most 3000 times, bounded by <see cref="TestTimeouts.WaitLimit"/>.
     /// </summary>
     public async Task AssertNoTransportConnectionsLeftAsync()
     {
@@ -141,7 +139,7 @@ internal sealed class FaultServer : IAsyncDisposable
         // Kestrel's ConnectionClosed comes a moment before the reactor unregisters the fd, and nothing signals that
         // last step: a bounded poll, as ResourceLeakTests does for thread exits.
         long active = 0;
-        var gone = await Task.Run(() => SpinWait.SpinUntil(() => (active = ReactorActiveConnections()) == 0, Timeout));
+        var gone = await Task.Run(() => SpinWait.SpinUntil(() => (active = ReactorActiveConnections()) == 0, WaitLimit));
         Assert.True(gone, $"The epoll reactors still hold {active} connection(s).");
     }
 

@@ -11,7 +11,6 @@ namespace EpollTransport.Tests.Faults;
 /// </summary>
 public class FileDescriptorExhaustionTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
     [Fact]
     public async Task AcceptingResumesOnceDescriptorsAreFree()
@@ -19,7 +18,7 @@ public class FileDescriptorExhaustionTests
         const int FileLimit = 400;
         const int Flood = 480;
         using var server = new SampleProcess($"--nofile={FileLimit}:{FileLimit}");
-        var port = await server.ListeningPort.WaitAsync(Timeout);
+        var port = await server.ListeningPort.WaitAsync(LongWaitLimit);
         var target = new IPEndPoint(IPAddress.Loopback, port);
 
         const int Cushion = 100;
@@ -34,14 +33,14 @@ public class FileDescriptorExhaustionTests
                 try
                 {
                     // The kernel completes the handshake from the backlog; accepting is the server's part.
-                    await socket.ConnectAsync(target).WaitAsync(Timeout);
+                    await socket.ConnectAsync(target).WaitAsync(LongWaitLimit);
                 }
                 catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionReset)
                 {
                     // At its reserve the server resets what it accepts, while it retries: a refusal, not a hang.
                 }
             }
-            await server.Logged("Out of file descriptors").WaitAsync(Timeout);
+            await server.Logged("Out of file descriptors").WaitAsync(LongWaitLimit);
             Assert.False(server.HasExited, "The server process died when it ran short of descriptors.");
 
             // At its reserve the listener retries every 50 ms, and each retry resets the connection at the head of
@@ -52,12 +51,12 @@ public class FileDescriptorExhaustionTests
             {
                 var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
                 cushion.Add(socket);
-                await socket.ConnectAsync(target).WaitAsync(Timeout);
+                await socket.ConnectAsync(target).WaitAsync(LongWaitLimit);
             }
 
             // Queued behind the flood, and the server has no fd for it yet.
             using var late = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            await late.ConnectAsync(target).WaitAsync(Timeout);
+            await late.ConnectAsync(target).WaitAsync(LongWaitLimit);
             await late.SendAsync(Encoding.ASCII.GetBytes("GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"));
 
             foreach (var socket in held)
@@ -67,7 +66,7 @@ public class FileDescriptorExhaustionTests
             held.Clear();
 
             // With no new connection arriving there is no new edge: only the listener's own retry can serve it.
-            var response = await ReadResponseAsync(late).WaitAsync(Timeout);
+            var response = await ReadResponseAsync(late).WaitAsync(LongWaitLimit);
             Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
             Assert.EndsWith("Hello, World!", response, StringComparison.Ordinal);
             Assert.False(server.HasExited, "The server process died.");

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Xunit.Abstractions;
 
@@ -59,7 +58,7 @@ public sealed class MalformedRequestTests(ITestOutputHelper output)
                 await context.Request.BodyReader.CopyToAsync(context.Response.BodyWriter);
             });
         }, output);
-        using var cts = new CancellationTokenSource(FaultServer.Timeout * 2);
+        using var cts = new CancellationTokenSource(WaitLimit * 2);
 
         // A request in progress: half its body is sent before the malformed bytes, the rest after them.
         var body = ResetStormTests.Pattern(InProgressBodySize);
@@ -132,7 +131,7 @@ public sealed class MalformedRequestTests(ITestOutputHelper output)
     {
         using var client = await RawHttpClient.ConnectAsync(server.BaseAddress, cancellationToken);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(FaultServer.Timeout);
+        timeout.CancelAfter(WaitLimit);
         var answer = client.ReadToEndAsync(timeout.Token);
         try
         {

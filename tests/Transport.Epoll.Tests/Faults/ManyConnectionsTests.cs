@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using EpollTransport.Tests.Http;
 using Xunit.Abstractions;
 
 namespace EpollTransport.Tests.Faults;
@@ -27,7 +26,7 @@ public sealed class ManyConnectionsTests(ITestOutputHelper output)
     {
         var stopwatch = Stopwatch.StartNew();
         await using var server = await FaultServer.StartAsync(transport, FaultServer.MapOk, output);
-        using var cts = new CancellationTokenSource(FaultServer.Timeout * 4);
+        using var cts = new CancellationTokenSource(WaitLimit * 4);
         var clients = new RawHttpClient[Connections];
         try
         {

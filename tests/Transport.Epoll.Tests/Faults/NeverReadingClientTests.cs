@@ -1,5 +1,4 @@
 using System.Globalization;
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Xunit.Abstractions;
 
@@ -67,7 +66,7 @@ public sealed class NeverReadingClientTests(ITestOutputHelper output)
                 }
                 // Once the transport's output is gone Kestrel's writes are no-ops until RequestAborted fires, so the
                 // loop may also end by reaching the end of the body: RequestAborted is awaited, not just read.
-                var wasAborted = await aborted.Task.WaitAsync(FaultServer.Timeout).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default);
+                var wasAborted = await aborted.Task.WaitAsync(WaitLimit).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default);
                 handlerDone.TrySetResult((Volatile.Read(ref written), failure, wasAborted));
             });
         }, output, limits =>
@@ -75,7 +74,7 @@ public sealed class NeverReadingClientTests(ITestOutputHelper output)
             // Kestrel would otherwise cut the client itself after 5 s below 240 bytes/s; here only the client ends it.
             limits.MinResponseDataRate = null;
         });
-        using var cts = new CancellationTokenSource(FaultServer.Timeout * 2);
+        using var cts = new CancellationTokenSource(WaitLimit * 2);
         using var healthy = await RawHttpClient.ConnectAsync(server.BaseAddress, cts.Token);
 
         var client = await RawHttpClient.ConnectAsync(server.BaseAddress, cts.Token, receiveBufferSize: ClientReceiveBuffer);

@@ -1,5 +1,4 @@
 using System.Globalization;
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Xunit.Abstractions;
@@ -104,7 +103,7 @@ public sealed class ResetStormTests(ITestOutputHelper output)
                 }
             });
         }, output);
-        using var cts = new CancellationTokenSource(FaultServer.Timeout * 2);
+        using var cts = new CancellationTokenSource(WaitLimit * 2);
 
         var stormDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var healthyRequests = 0;

@@ -1,4 +1,3 @@
-using EpollTransport.Tests.Http;
 using Xunit.Abstractions;
 
 namespace EpollTransport.Tests.Faults;
@@ -19,7 +18,7 @@ public sealed class ResetWithUnreadRequestBytesTests(ITestOutputHelper output)
     public async Task AResetBehindUnreadRequestBytesEndsTheConnection(string transport)
     {
         await using var server = await FaultServer.StartAsync(transport, FaultServer.MapOk, output);
-        using var cts = new CancellationTokenSource(FaultServer.Timeout);
+        using var cts = new CancellationTokenSource(WaitLimit);
         await Task.WhenAll(Enumerable.Range(0, Clients).Select(async i =>
         {
             var client = await RawHttpClient.ConnectAsync(server.BaseAddress, cts.Token);

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Xunit.Abstractions;
 
@@ -36,7 +35,7 @@ public sealed class SlowlorisTests(ITestOutputHelper output)
                 return FaultServer.WriteTextAsync(context.Response, "served");
             });
         }, output, limits => limits.RequestHeadersTimeout = TimeSpan.FromSeconds(1));
-        using var cts = new CancellationTokenSource(FaultServer.Timeout * 2);
+        using var cts = new CancellationTokenSource(WaitLimit * 2);
 
         // A header section that never ends: MaxSteps bytes of it stay below Kestrel's 32 KiB header limit, so only
         // the timeout can end it.

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Xunit.Abstractions;
@@ -61,7 +60,7 @@ public sealed class VanishingClientTests(ITestOutputHelper output)
                 Outcomes(outcomes, port).TrySetResult(new Outcome(read, failure, await WasAbortedAsync(aborted)));
             });
         }, output);
-        using var cts = new CancellationTokenSource(FaultServer.Timeout * 2);
+        using var cts = new CancellationTokenSource(WaitLimit * 2);
         using var healthy = await RawHttpClient.ConnectAsync(server.BaseAddress, cts.Token);
 
         async Task<(Outcome Outcome, bool Reset)> UploadAndVanishAsync(int index)
@@ -139,7 +138,7 @@ public sealed class VanishingClientTests(ITestOutputHelper output)
                 Outcomes(outcomes, port).TrySetResult(new Outcome(written, failure, await WasAbortedAsync(aborted)));
             });
         }, output);
-        using var cts = new CancellationTokenSource(FaultServer.Timeout * 2);
+        using var cts = new CancellationTokenSource(WaitLimit * 2);
         using var healthy = await RawHttpClient.ConnectAsync(server.BaseAddress, cts.Token);
 
         async Task<(Outcome Outcome, bool Reset)> DownloadAndVanishAsync(int index)
@@ -198,7 +197,7 @@ public sealed class VanishingClientTests(ITestOutputHelper output)
     {
         try
         {
-            await aborted.WaitAsync(FaultServer.Timeout);
+            await aborted.WaitAsync(WaitLimit);
             return true;
         }
         catch (TimeoutException)

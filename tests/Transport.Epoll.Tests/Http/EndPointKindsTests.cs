@@ -17,7 +17,6 @@ namespace EpollTransport.Tests.Http;
 /// </summary>
 public class EndPointKindsTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     [Fact]
     public async Task AUnixSocketIsServedAndItsFileRemovedWhenTheServerStops()
@@ -37,8 +36,8 @@ public class EndPointKindsTests
                         return new NetworkStream(socket, ownsSocket: true);
                     },
                 });
-                Assert.Equal("unix", await client.GetStringAsync("http://localhost/").WaitAsync(Timeout));
-                await app.StopAsync().WaitAsync(Timeout);
+                Assert.Equal("unix", await client.GetStringAsync("http://localhost/").WaitAsync(WaitLimit));
+                await app.StopAsync().WaitAsync(WaitLimit);
             }
             Assert.False(File.Exists(path), "The socket file outlived the server.");
         }
@@ -78,8 +77,8 @@ public class EndPointKindsTests
         await using var app = await StartAsync(kestrel => kestrel.ListenHandle((ulong)fd));
         using var client = new HttpClient();
 
-        Assert.Equal("handle", await client.GetStringAsync($"http://127.0.0.1:{port}/").WaitAsync(Timeout));
-        await app.StopAsync().WaitAsync(Timeout);
+        Assert.Equal("handle", await client.GetStringAsync($"http://127.0.0.1:{port}/").WaitAsync(WaitLimit));
+        await app.StopAsync().WaitAsync(WaitLimit);
     }
 
     private static async Task<WebApplication> StartAsync(Action<KestrelServerOptions> listen)
@@ -98,7 +97,7 @@ public class EndPointKindsTests
         });
         try
         {
-            await app.StartAsync().WaitAsync(Timeout);
+            await app.StartAsync().WaitAsync(WaitLimit);
         }
         catch
         {

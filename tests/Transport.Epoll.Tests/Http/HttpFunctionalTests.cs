@@ -17,7 +17,6 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
 {
     private const int EightMiB = 8 * 1024 * 1024;
 
-    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
 
     // Response pieces of uneven sizes, so writes straddle pipe segments, iovec limits and socket buffer sizes.
     private static readonly int[] s_pieceSizes = [1, 7, 4096, 65_536, 100_003, 13, 1_048_576, 262_144, 2, 31_337];
@@ -31,7 +30,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         await using var host = await StartAsync(transport);
         using var client = CreateClient(host);
 
-        var typeName = await client.GetStringAsync("transport").WaitAsync(s_timeout);
+        var typeName = await client.GetStringAsync("transport").WaitAsync(WaitLimit);
 
         if (transport == KestrelHost.Sockets)
         {
@@ -74,7 +73,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         var connections = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < 50; i++)
         {
-            var body = await client.GetStringAsync($"connection?i={i}").WaitAsync(s_timeout);
+            var body = await client.GetStringAsync($"connection?i={i}").WaitAsync(WaitLimit);
             var parts = body.Split('|');
             Assert.Equal(3, parts.Length);
             Assert.Equal(i.ToString(CultureInfo.InvariantCulture), parts[0]);
@@ -92,7 +91,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
     {
         const int Depth = 16;
         await using var host = await StartAsync(transport);
-        using var cts = new CancellationTokenSource(s_timeout);
+        using var cts = new CancellationTokenSource(WaitLimit);
         using var connection = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token);
 
         var requests = new StringBuilder();
@@ -124,12 +123,12 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
             Content = new StreamContent(new MemoryStream(payload), bufferSize: 3001),
         };
         request.Headers.TransferEncodingChunked = true;
-        using var response = await client.SendAsync(request).WaitAsync(s_timeout);
+        using var response = await client.SendAsync(request).WaitAsync(WaitLimit);
 
         Assert.Equal(200, (int)response.StatusCode);
         Assert.Equal("chunked", HeaderValue(response, "X-Request-Transfer-Encoding"));
         Assert.Equal("", HeaderValue(response, "X-Request-Content-Length"));
-        var echoed = await response.Content.ReadAsByteArrayAsync().WaitAsync(s_timeout);
+        var echoed = await response.Content.ReadAsByteArrayAsync().WaitAsync(WaitLimit);
         AssertSameBytes(payload, echoed);
     }
 
@@ -140,13 +139,13 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         await using var host = await StartAsync(transport);
         using var client = CreateClient(host);
 
-        using var response = await client.GetAsync("chunked", HttpCompletionOption.ResponseHeadersRead).WaitAsync(s_timeout);
+        using var response = await client.GetAsync("chunked", HttpCompletionOption.ResponseHeadersRead).WaitAsync(WaitLimit);
 
         Assert.Equal(200, (int)response.StatusCode);
         Assert.True(response.Headers.TransferEncodingChunked, "Transfer-Encoding: chunked expected");
         // Read before the body is buffered: HttpClient computes a Content-Length for buffered content.
         Assert.Null(response.Content.Headers.ContentLength);
-        var body = await response.Content.ReadAsByteArrayAsync().WaitAsync(s_timeout);
+        var body = await response.Content.ReadAsByteArrayAsync().WaitAsync(WaitLimit);
         AssertSameBytes(ChunkedResponseBody(), body);
     }
 
@@ -159,8 +158,8 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         var payload = Payload(seed: 42, length: EightMiB);
 
         using var content = new ByteArrayContent(payload);
-        using var response = await client.PostAsync("sha256", content).WaitAsync(s_timeout);
-        var answer = await response.Content.ReadAsStringAsync().WaitAsync(s_timeout);
+        using var response = await client.PostAsync("sha256", content).WaitAsync(WaitLimit);
+        var answer = await response.Content.ReadAsStringAsync().WaitAsync(WaitLimit);
 
         Assert.Equal(200, (int)response.StatusCode);
         Assert.Equal($"{EightMiB}:{Convert.ToHexString(SHA256.HashData(payload))}", answer);
@@ -173,7 +172,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         await using var host = await StartAsync(transport);
         using var client = CreateClient(host);
 
-        var body = await client.GetByteArrayAsync($"random/7/{EightMiB}").WaitAsync(s_timeout);
+        var body = await client.GetByteArrayAsync($"random/7/{EightMiB}").WaitAsync(WaitLimit);
 
         AssertSameBytes(Payload(seed: 7, length: EightMiB), body);
     }
@@ -183,7 +182,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
     public async Task LargeBodyIsEchoedByteExactWhileStillBeingSent(string transport)
     {
         await using var host = await StartAsync(transport);
-        using var cts = new CancellationTokenSource(s_timeout);
+        using var cts = new CancellationTokenSource(WaitLimit);
         using var connection = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token);
         var payload = Payload(seed: 11, length: EightMiB);
 
@@ -234,7 +233,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         {
             clients[i] = RunClientAsync(i);
         }
-        await Task.WhenAll(clients).WaitAsync(s_timeout);
+        await Task.WhenAll(clients).WaitAsync(WaitLimit);
     }
 
     [Theory]
@@ -265,14 +264,14 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
             {
                 // Kestrel may turn writes into no-ops before the transport reports the close; the request stays
                 // active until it does, or there would be nothing left to abort.
-                await aborted.Task.WaitAsync(s_timeout);
+                await aborted.Task.WaitAsync(WaitLimit);
             }
             finally
             {
                 handlerDone.TrySetResult(writeFailure);
             }
         }));
-        using var cts = new CancellationTokenSource(s_timeout);
+        using var cts = new CancellationTokenSource(WaitLimit);
 
         using (var connection = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token))
         {
@@ -282,10 +281,10 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
             await connection.DiscardAsync(256 * 1024, cts.Token);
         }
 
-        await aborted.Task.WaitAsync(s_timeout);
-        var writeFailure = await handlerDone.Task.WaitAsync(s_timeout);
+        await aborted.Task.WaitAsync(WaitLimit);
+        var writeFailure = await handlerDone.Task.WaitAsync(WaitLimit);
         using var client = CreateClient(host);
-        Assert.Equal("after-abort", await client.GetStringAsync("echo-path/after-abort").WaitAsync(s_timeout));
+        Assert.Equal("after-abort", await client.GetStringAsync("echo-path/after-abort").WaitAsync(WaitLimit));
 
         // Kestrel's contract with a transport: a client that goes away aborts the request (RequestAborted, so a
         // write with that token may throw OperationCanceledException); it is neither an I/O error thrown at the
@@ -299,7 +298,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
     public async Task OversizedRequestHeadersGet431AndTheServerKeepsServing(string transport)
     {
         await using var host = await StartAsync(transport);
-        using var cts = new CancellationTokenSource(s_timeout);
+        using var cts = new CancellationTokenSource(WaitLimit);
 
         using (var connection = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token))
         {
@@ -311,7 +310,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         }
 
         using var client = CreateClient(host);
-        Assert.Equal("still-serving", await client.GetStringAsync("echo-path/still-serving").WaitAsync(s_timeout));
+        Assert.Equal("still-serving", await client.GetStringAsync("echo-path/still-serving").WaitAsync(WaitLimit));
     }
 
     [Theory]
@@ -319,7 +318,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
     public async Task MalformedRequestsGetAnErrorStatusWithoutDisturbingAnotherConnection(string transport)
     {
         await using var host = await StartAsync(transport);
-        using var cts = new CancellationTokenSource(s_timeout);
+        using var cts = new CancellationTokenSource(WaitLimit);
         using var healthy = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token);
         var random = new Random(7);
         var garbage = new byte[4096];
@@ -450,7 +449,7 @@ public sealed class HttpFunctionalTests(ITestOutputHelper output)
         => new(handler ?? new SocketsHttpHandler(), disposeHandler: handler is null)
         {
             BaseAddress = host.BaseAddress,
-            Timeout = s_timeout,
+            Timeout = WaitLimit,
         };
 
     private static string HeaderValue(HttpResponseMessage response, string name)

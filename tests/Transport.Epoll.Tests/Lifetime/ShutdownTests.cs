@@ -14,7 +14,6 @@ namespace EpollTransport.Tests.Lifetime;
 
 public class ShutdownTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
     [Fact]
     public async Task DisposingAStartedAppWithoutStoppingItDoesNotThrow()
@@ -26,13 +25,13 @@ public class ShutdownTests
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         var app = builder.Build();
         app.MapGet("/", () => "ok");
-        await app.StartAsync().WaitAsync(Timeout);
+        await app.StartAsync().WaitAsync(LongWaitLimit);
         using (var client = new HttpClient())
         {
-            Assert.Equal("ok", await client.GetStringAsync(app.Urls.First()).WaitAsync(Timeout));
+            Assert.Equal("ok", await client.GetStringAsync(app.Urls.First()).WaitAsync(LongWaitLimit));
         }
 
-        await app.DisposeAsync().AsTask().WaitAsync(Timeout);
+        await app.DisposeAsync().AsTask().WaitAsync(LongWaitLimit);
     }
 
     [Theory]
@@ -67,15 +66,15 @@ public class ShutdownTests
         using var stuck = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 16 * 1024 };
         await stuck.ConnectAsync(new IPEndPoint(IPAddress.Loopback, address.Port));
         await stuck.SendAsync(Encoding.ASCII.GetBytes("GET /endless HTTP/1.1\r\nHost: x\r\n\r\n"));
-        await writing.Task.WaitAsync(Timeout);
+        await writing.Task.WaitAsync(LongWaitLimit);
 
         // Kestrel aborts the connection after the shutdown timeout; the transport must close it and let go.
-        await app.StopAsync().WaitAsync(Timeout);
-        await app.DisposeAsync().AsTask().WaitAsync(Timeout);
+        await app.StopAsync().WaitAsync(LongWaitLimit);
+        await app.DisposeAsync().AsTask().WaitAsync(LongWaitLimit);
 
         // The loop threads have finished when disposal returns; the kernel reaps them a moment later and
         // nothing signals that, hence the bounded poll.
-        Assert.True(SpinWait.SpinUntil(() => ReactorThreads() <= reactorsBefore, Timeout), "A reactor thread outlived the host.");
+        Assert.True(SpinWait.SpinUntil(() => ReactorThreads() <= reactorsBefore, LongWaitLimit), "A reactor thread outlived the host.");
         await AssertClosedAsync(stuck);
     }
 
@@ -86,7 +85,7 @@ public class ShutdownTests
         {
             try
             {
-                if (await socket.ReceiveAsync(buffer, SocketFlags.None).WaitAsync(Timeout) == 0)
+                if (await socket.ReceiveAsync(buffer, SocketFlags.None).WaitAsync(LongWaitLimit) == 0)
                 {
                     return;
                 }

@@ -15,7 +15,6 @@ namespace EpollTransport.Tests.Lifetime;
 [Collection(nameof(Transport.ResourceLeakCollection))]
 public class SigtermTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
     [Fact]
     public async Task ARequestInFlightCompletesNewConnectionsAreRefusedAndTheProcessExitsCleanly()
@@ -23,31 +22,31 @@ public class SigtermTests
         using var server = new SampleProcess();
         try
         {
-            var port = await server.ListeningPort.WaitAsync(Timeout);
+            var port = await server.ListeningPort.WaitAsync(LongWaitLimit);
             var target = new IPEndPoint(IPAddress.Loopback, port);
 
             // POST /echo streams the body back: half a body in, half echoed, and the request is in flight.
             using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            await client.ConnectAsync(target).WaitAsync(Timeout);
+            await client.ConnectAsync(target).WaitAsync(LongWaitLimit);
             await client.SendAsync(Encoding.ASCII.GetBytes("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello"));
             var received = new StringBuilder();
-            await ReceiveUntilAsync(client, received, text => text.EndsWith("hello", StringComparison.Ordinal)).WaitAsync(Timeout);
+            await ReceiveUntilAsync(client, received, text => text.EndsWith("hello", StringComparison.Ordinal)).WaitAsync(LongWaitLimit);
 
             await server.SignalAsync("TERM");
-            await server.Logged("Application is shutting down").WaitAsync(Timeout);
+            await server.Logged("Application is shutting down").WaitAsync(LongWaitLimit);
 
             // The listeners close a moment after the host starts stopping; nothing announces it but the refusal itself.
-            using var deadline = new CancellationTokenSource(Timeout);
+            using var deadline = new CancellationTokenSource(LongWaitLimit);
             while (await TryConnectAsync(target, deadline.Token))
             {
             }
             Assert.False(deadline.IsCancellationRequested, "New connections were still accepted after SIGTERM.");
 
             await client.SendAsync(Encoding.ASCII.GetBytes("world"));
-            await ReceiveUntilAsync(client, received, text => text.EndsWith("helloworld", StringComparison.Ordinal)).WaitAsync(Timeout);
+            await ReceiveUntilAsync(client, received, text => text.EndsWith("helloworld", StringComparison.Ordinal)).WaitAsync(LongWaitLimit);
             Assert.StartsWith("HTTP/1.1 200 OK", received.ToString(), StringComparison.Ordinal);
 
-            var exitCode = await server.Exited.WaitAsync(Timeout);
+            var exitCode = await server.Exited.WaitAsync(LongWaitLimit);
             Assert.True(exitCode == 0, $"Exit code {exitCode}. Output:\n{server.Output()}");
             Assert.DoesNotContain("Unhandled exception", server.Output(), StringComparison.Ordinal);
         }

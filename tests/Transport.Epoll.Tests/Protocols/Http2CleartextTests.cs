@@ -32,7 +32,7 @@ public sealed class Http2CleartextTests(ITestOutputHelper output) : ProtocolTest
                 {
                     allArrived.TrySetResult();
                 }
-                await allArrived.Task.WaitAsync(TestTimeout, context.RequestAborted);
+                await allArrived.Task.WaitAsync(WaitLimit, context.RequestAborted);
 
                 var index = (string)context.Request.RouteValues["index"]!;
                 using var reader = new StreamReader(context.Request.Body);
@@ -68,7 +68,7 @@ public sealed class Http2CleartextTests(ITestOutputHelper output) : ProtocolTest
             BaseAddress = host.BaseAddress,
             DefaultRequestVersion = HttpVersion.Version20,
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Timeout = TestTimeout,
+            Timeout = WaitLimit,
         };
 
         async Task RequestAsync(int index)
@@ -83,7 +83,7 @@ public sealed class Http2CleartextTests(ITestOutputHelper output) : ProtocolTest
             Assert.Equal($"{index}:{tag}:{new string('x', index * 397)}", await response.Content.ReadAsStringAsync());
         }
 
-        await Task.WhenAll(Enumerable.Range(0, Streams).Select(RequestAsync)).WaitAsync(TestTimeout);
+        await Task.WhenAll(Enumerable.Range(0, Streams).Select(RequestAsync)).WaitAsync(WaitLimit);
 
         Assert.Equal(Streams, Volatile.Read(ref arrived));
         Assert.Single(host.ConnectionIds);

@@ -1,4 +1,3 @@
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Xunit.Abstractions;
@@ -13,7 +12,6 @@ namespace EpollTransport.Tests.Protocols;
 public abstract class ProtocolTestBase(ITestOutputHelper output)
 {
     /// <summary>The bound on every wait of the protocol tests.</summary>
-    protected static readonly TimeSpan TestTimeout = TimeSpan.FromSeconds(30);
 
     public static TheoryData<string> Transports => KestrelHost.Transports;
 

@@ -10,14 +10,13 @@ namespace EpollTransport.Tests.Protocols;
 /// </summary>
 public sealed class SampleWebSocketTests
 {
-    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
 
     [Fact]
     public async Task SampleEchoesWebSocketMessagesAndAnswersTheClose()
     {
         using var server = new SampleProcess();
-        var port = await server.ListeningPort.WaitAsync(s_timeout);
-        using var cts = new CancellationTokenSource(s_timeout);
+        var port = await server.ListeningPort.WaitAsync(WaitLimit);
+        using var cts = new CancellationTokenSource(WaitLimit);
         using var client = new ClientWebSocket();
 
         await client.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/ws"), cts.Token);
@@ -57,8 +56,8 @@ public sealed class SampleWebSocketTests
         Assert.Equal(WebSocketState.Closed, tooBig.State);
 
         // Not a WebSocket request: refused, and the server is still up.
-        using var http = new HttpClient { Timeout = s_timeout };
-        using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{port}/ws")).WaitAsync(s_timeout);
+        using var http = new HttpClient { Timeout = WaitLimit };
+        using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{port}/ws")).WaitAsync(WaitLimit);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.False(server.HasExited, "The sample exited.");
     }

@@ -42,7 +42,7 @@ public sealed class ServerSentEventsTests(ITestOutputHelper output) : ProtocolTe
                     // event leaves only through the explicit flush.
                     context.Response.BodyWriter.Write(Encoding.UTF8.GetBytes(Event(i)));
                     await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
-                    if (!await acknowledged.WaitAsync(TestTimeout, context.RequestAborted))
+                    if (!await acknowledged.WaitAsync(WaitLimit, context.RequestAborted))
                     {
                         throw new TimeoutException($"The client did not acknowledge event {i}.");
                     }
@@ -56,7 +56,7 @@ public sealed class ServerSentEventsTests(ITestOutputHelper output) : ProtocolTe
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
             Timeout = Timeout.InfiniteTimeSpan,
         };
-        using var cts = new CancellationTokenSource(TestTimeout);
+        using var cts = new CancellationTokenSource(WaitLimit);
 
         using var response = await client.GetAsync("events", HttpCompletionOption.ResponseHeadersRead, cts.Token);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -80,7 +80,7 @@ public sealed class ServerSentEventsTests(ITestOutputHelper output) : ProtocolTe
         }
 
         Assert.Null(await reader.ReadLineAsync(cts.Token));
-        await responseEnded.Task.WaitAsync(TestTimeout);
+        await responseEnded.Task.WaitAsync(WaitLimit);
         Assert.Empty(host.LoggedErrors);
     }
 

@@ -60,12 +60,12 @@ public sealed class TlsAlpnTests(ITestOutputHelper output) : ProtocolTestBase(ou
             BaseAddress = host.BaseAddress,
             DefaultRequestVersion = Version.Parse(requested),
             DefaultVersionPolicy = policy,
-            Timeout = TestTimeout,
+            Timeout = WaitLimit,
         };
         var expectedVersion = Version.Parse(expected);
         var expectedProtocol = expectedVersion.Major == 2 ? "HTTP/2" : "HTTP/1.1";
 
-        using (var response = await client.GetAsync($"download/{OneMiB}").WaitAsync(TestTimeout))
+        using (var response = await client.GetAsync($"download/{OneMiB}").WaitAsync(WaitLimit))
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal(expectedVersion, response.Version);
@@ -73,18 +73,18 @@ public sealed class TlsAlpnTests(ITestOutputHelper output) : ProtocolTestBase(ou
             Assert.Equal(expectedProtocol, Header(response, "X-Protocol"));
             Assert.StartsWith("Tls1", Header(response, "X-Tls"), StringComparison.Ordinal);
             host.AssertServedBy(response);
-            var body = await response.Content.ReadAsByteArrayAsync().WaitAsync(TestTimeout);
+            var body = await response.Content.ReadAsByteArrayAsync().WaitAsync(WaitLimit);
             Assert.Equal(SHA256.HashData(Payload(OneMiB)), SHA256.HashData(body));
         }
 
         var upload = Payload(OneMiB + 17);
         using (var content = new ByteArrayContent(upload))
-        using (var response = await client.PostAsync("sha256", content).WaitAsync(TestTimeout))
+        using (var response = await client.PostAsync("sha256", content).WaitAsync(WaitLimit))
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal(expectedVersion, response.Version);
             host.AssertServedBy(response);
-            var answer = await response.Content.ReadAsStringAsync().WaitAsync(TestTimeout);
+            var answer = await response.Content.ReadAsStringAsync().WaitAsync(WaitLimit);
             Assert.Equal($"{upload.Length}:{Convert.ToHexString(SHA256.HashData(upload))}", answer);
         }
 
@@ -100,9 +100,9 @@ public sealed class TlsAlpnTests(ITestOutputHelper output) : ProtocolTestBase(ou
         await using var host = await StartAsync(transport);
         // The default validation: the self-signed certificate is not trusted, so the test's own callback is what
         // lets the other tests in; it accepts nothing else.
-        using var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = TestTimeout };
+        using var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = WaitLimit };
 
-        var failure = await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync("download/1").WaitAsync(TestTimeout));
+        var failure = await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync("download/1").WaitAsync(WaitLimit));
 
         Assert.IsType<AuthenticationException>(failure.InnerException);
     }

@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -28,17 +27,17 @@ public sealed class TrailersTests(ITestOutputHelper output) : ProtocolTestBase(o
             BaseAddress = host.BaseAddress,
             DefaultRequestVersion = HttpVersion.Version20,
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Timeout = TestTimeout,
+            Timeout = WaitLimit,
         };
 
         // The default completion option reads the whole body, and with it the trailers.
-        using var response = await client.GetAsync("response-trailers/300007").WaitAsync(TestTimeout);
+        using var response = await client.GetAsync("response-trailers/300007").WaitAsync(WaitLimit);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(HttpVersion.Version20, response.Version);
         host.AssertServedBy(response);
         Assert.Equal("true", string.Join(",", response.Headers.GetValues("X-Supports-Trailers")));
-        var body = await response.Content.ReadAsByteArrayAsync().WaitAsync(TestTimeout);
+        var body = await response.Content.ReadAsByteArrayAsync().WaitAsync(WaitLimit);
         Assert.Equal(300_007, body.Length);
         Assert.Equal(Convert.ToHexString(SHA256.HashData(body)), string.Join(",", response.TrailingHeaders.GetValues("x-content-sha256")));
         Assert.Equal(["first", "second"], response.TrailingHeaders.GetValues("x-multi"));
@@ -52,7 +51,7 @@ public sealed class TrailersTests(ITestOutputHelper output) : ProtocolTestBase(o
     public async Task RequestTrailersReachTheApplicationAfterTheBody(string transport)
     {
         await using var host = await StartAsync(transport);
-        using var cts = new CancellationTokenSource(TestTimeout);
+        using var cts = new CancellationTokenSource(WaitLimit);
         // Under the initial 65,535-byte flow-control windows, so the client need not wait for WINDOW_UPDATE.
         var body = new byte[40_001];
         new Random(5).NextBytes(body);

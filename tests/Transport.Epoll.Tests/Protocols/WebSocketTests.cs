@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.WebSockets;
 using System.Text;
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -54,7 +53,7 @@ public sealed class WebSocketTests(ITestOutputHelper output) : ProtocolTestBase(
             client.Options.HttpVersion = HttpVersion.Version20;
             client.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
         }
-        using var cts = new CancellationTokenSource(TestTimeout);
+        using var cts = new CancellationTokenSource(WaitLimit);
         var uri = new UriBuilder(host.BaseAddress) { Scheme = "ws", Path = "/ws" }.Uri;
 
         await client.ConnectAsync(uri, invoker, cts.Token);
@@ -91,7 +90,7 @@ public sealed class WebSocketTests(ITestOutputHelper output) : ProtocolTestBase(
         Assert.Equal(WebSocketState.Closed, client.State);
         Assert.Equal(WebSocketCloseStatus.NormalClosure, client.CloseStatus);
         Assert.Equal("done", client.CloseStatusDescription);
-        var seen = await serverSawClose.Task.WaitAsync(TestTimeout);
+        var seen = await serverSawClose.Task.WaitAsync(WaitLimit);
         Assert.Equal(WebSocketCloseStatus.NormalClosure, seen.Status);
         Assert.Equal("done", seen.Description);
         Assert.Equal(protocol, seen.Protocol);

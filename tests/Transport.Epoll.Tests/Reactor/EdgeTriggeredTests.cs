@@ -15,7 +15,6 @@ namespace EpollTransport.Tests.Reactor;
 /// </summary>
 public class EdgeTriggeredTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
     [Theory]
     [InlineData(false)]
@@ -54,12 +53,12 @@ public class EdgeTriggeredTests
         Random.Shared.NextBytes(data);
         var sent = client.SendAsync(data, SocketFlags.None);
 
-        await observer.ReadPaused.Task.WaitAsync(Timeout);
+        await observer.ReadPaused.Task.WaitAsync(LongWaitLimit);
         Assert.Equal(1, ReactorOf(server).Counters.PausedConnections);
         // Everything is in kernel buffers now; the client sends nothing more, so no edge will come.
-        Assert.Equal(Payload, await sent.WaitAsync(Timeout));
+        Assert.Equal(Payload, await sent.WaitAsync(LongWaitLimit));
         drain.SetResult();
-        Assert.Equal(Payload, await serverReceived.Task.WaitAsync(Timeout));
+        Assert.Equal(Payload, await serverReceived.Task.WaitAsync(LongWaitLimit));
         // Reading resumed before the last bytes could arrive: the gauge went back down on the way.
         Assert.Equal(0, ReactorOf(server).Counters.PausedConnections);
     }
@@ -88,13 +87,13 @@ public class EdgeTriggeredTests
         await client.ConnectAsync(server.EndPoint);
 
         // The client does not read until the server's sendmsg has hit EAGAIN.
-        await observer.WriteBlocked.Task.WaitAsync(Timeout);
+        await observer.WriteBlocked.Task.WaitAsync(LongWaitLimit);
 
         var received = new byte[Payload + 1];
         int total = 0;
         while (true)
         {
-            var n = await client.ReceiveAsync(received.AsMemory(total)).AsTask().WaitAsync(Timeout);
+            var n = await client.ReceiveAsync(received.AsMemory(total)).AsTask().WaitAsync(LongWaitLimit);
             if (n == 0)
             {
                 break;
@@ -156,7 +155,7 @@ public class EdgeTriggeredTests
         });
 
         using var firehose = await ConnectAsync(server.EndPoint, CancellationToken.None);
-        using var stop = new CancellationTokenSource(Timeout);
+        using var stop = new CancellationTokenSource(LongWaitLimit);
         var chunk = new byte[256 * 1024];
         chunk[0] = (byte)'A';
         var streaming = Task.Run(async () =>
@@ -176,14 +175,14 @@ public class EdgeTriggeredTests
             return sent;
         });
 
-        await firehoseFlowing.Task.WaitAsync(Timeout);
+        await firehoseFlowing.Task.WaitAsync(LongWaitLimit);
         using var other = await ConnectAsync(server.EndPoint, CancellationToken.None);
         await other.SendAsync("B ping\n"u8.ToArray());
         var buffer = new byte[64];
         int got = 0;
         while (got < 7)
         {
-            var n = await other.ReceiveAsync(buffer.AsMemory(got)).AsTask().WaitAsync(Timeout);
+            var n = await other.ReceiveAsync(buffer.AsMemory(got)).AsTask().WaitAsync(LongWaitLimit);
             Assert.NotEqual(0, n);
             got += n;
         }
@@ -193,7 +192,7 @@ public class EdgeTriggeredTests
         Assert.True(ReactorOf(server).Counters.BudgetExhaustions > 0);
 
         stop.Cancel();
-        await streaming.WaitAsync(Timeout);
+        await streaming.WaitAsync(LongWaitLimit);
     }
 
     [Theory]
@@ -204,8 +203,8 @@ public class EdgeTriggeredTests
         const int RoundTrips = 50;
         var path = unixSocket ? UniqueUnixSocketPath() : null;
         EndPoint endPoint = path is null ? new IPEndPoint(IPAddress.Loopback, 0) : new UnixDomainSocketEndPoint(path);
-        await using var server = await TestServer.StartAsync(endPoint, EchoAsync, o => o.ReactorCount = 1);
-        using var cts = new CancellationTokenSource(Timeout);
+        await using var server = await TransportServer.StartAsync(endPoint, EchoAsync, o => o.ReactorCount = 1);
+        using var cts = new CancellationTokenSource(LongWaitLimit);
         using (var client = await ConnectAsync(server.EndPoint, cts.Token))
         {
             // One small message at a time, each answered before the next: every request is one edge and one segment.
@@ -249,12 +248,12 @@ public class EdgeTriggeredTests
         public bool RefusesRegistration(IEpollHandler handler, int fd) => false;
     }
 
-    private static Task<TestServer> StartSingleReactorAsync(Func<ConnectionContext, Task> handler, Action<EpollTransportOptions> configure)
-        => TestServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), handler, o =>
+    private static Task<TransportServer> StartSingleReactorAsync(Func<ConnectionContext, Task> handler, Action<EpollTransportOptions> configure)
+        => TransportServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), handler, o =>
         {
             o.ReactorCount = 1;
             configure(o);
         });
 
-    private static EpollReactor ReactorOf(TestServer server) => server.Factory.Reactors.Current.Single();
+    private static EpollReactor ReactorOf(TransportServer server) => server.Factory.Reactors.Current.Single();
 }

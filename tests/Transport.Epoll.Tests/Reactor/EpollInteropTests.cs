@@ -6,7 +6,6 @@ namespace EpollTransport.Tests.Reactor;
 
 public class EpollInteropTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     [Fact]
     public async Task EveryEventOfABatchReachesItsHandlerWithThisArchitecturesLayout()
@@ -29,7 +28,7 @@ public class EpollInteropTests
                 }
                 registered.SetResult();
             }, null);
-            await registered.Task.WaitAsync(Timeout);
+            await registered.Task.WaitAsync(WaitLimit);
 
             foreach (var signal in signals)
             {
@@ -37,12 +36,12 @@ public class EpollInteropTests
                 signal.PrepareToBlock();
                 signal.Wake();
             }
-            await Task.WhenAll(handlers.Select(h => h.Signalled.Task)).WaitAsync(Timeout);
+            await Task.WhenAll(handlers.Select(h => h.Signalled.Task)).WaitAsync(WaitLimit);
         }
         finally
         {
             reactor.Stop();
-            await reactor.Completion.WaitAsync(Timeout);
+            await reactor.Completion.WaitAsync(WaitLimit);
             foreach (var signal in signals)
             {
                 signal.Dispose();

@@ -1,4 +1,3 @@
-using EpollTransport.Tests.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using static EpollTransport.Tests.Transport.TransportHarness;

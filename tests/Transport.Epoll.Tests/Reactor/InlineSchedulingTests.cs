@@ -19,7 +19,7 @@ public class InlineSchedulingTests
         var reading = new[] { NewSignal(), NewSignal() };
         var receivesSeen = new TaskCompletionSource<(long Receives, string? Thread)>(TaskCreationOptions.RunContinuationsAsynchronously);
         int accepted = -1;
-        await using var server = await TestServer.StartAsync(new UnixDomainSocketEndPoint(UniqueUnixSocketPath()), async connection =>
+        await using var server = await TransportServer.StartAsync(new UnixDomainSocketEndPoint(UniqueUnixSocketPath()), async connection =>
         {
             var input = connection.Transport.Input;
             var read = input.ReadAsync();

@@ -4,7 +4,6 @@ namespace EpollTransport.Tests.Reactor;
 
 public class ReactorWakeupTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
     [Fact]
     public async Task PingPongFromAnotherThreadNeverLosesAWakeup()
@@ -17,14 +16,14 @@ public class ReactorWakeupTests
             {
                 var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 reactor.Schedule(static s => ((TaskCompletionSource)s!).SetResult(), done);
-                await done.Task.WaitAsync(Timeout);
+                await done.Task.WaitAsync(LongWaitLimit);
             }
             Assert.True(reactor.Wakeup.Sent > 0, "The loop never blocked, so no wake-up was exercised.");
         }
         finally
         {
             reactor.Stop();
-            await reactor.Completion.WaitAsync(Timeout);
+            await reactor.Completion.WaitAsync(LongWaitLimit);
         }
     }
 
@@ -56,11 +55,11 @@ public class ReactorWakeupTests
                             }
                         }, null);
                     }
-                    await burstDone.Task.WaitAsync(Timeout);
+                    await burstDone.Task.WaitAsync(LongWaitLimit);
                 }
             })).ToArray();
 
-            await Task.WhenAll(producers).WaitAsync(Timeout);
+            await Task.WhenAll(producers).WaitAsync(LongWaitLimit);
             Assert.Equal((long)Producers * Bursts * PerBurst, Interlocked.Read(ref executed));
             Assert.True(reactor.Wakeup.Sent > 0);
             Assert.True(reactor.Wakeup.Avoided > 0, "Posts to an awake loop should not write the eventfd.");
@@ -68,7 +67,7 @@ public class ReactorWakeupTests
         finally
         {
             reactor.Stop();
-            await reactor.Completion.WaitAsync(Timeout);
+            await reactor.Completion.WaitAsync(LongWaitLimit);
         }
     }
 
@@ -90,12 +89,12 @@ public class ReactorWakeupTests
                 reactor.Schedule(Hop, null);
             }
             reactor.Schedule(Hop, null);
-            Assert.Equal(1000, await done.Task.WaitAsync(Timeout));
+            Assert.Equal(1000, await done.Task.WaitAsync(LongWaitLimit));
         }
         finally
         {
             reactor.Stop();
-            await reactor.Completion.WaitAsync(Timeout);
+            await reactor.Completion.WaitAsync(LongWaitLimit);
         }
     }
 
@@ -105,12 +104,12 @@ public class ReactorWakeupTests
         var reactor = StartReactor(id: 7);
         var name = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
         reactor.Schedule(_ => name.SetResult(Thread.CurrentThread.Name), null);
-        Assert.Equal("epoll-reactor-7", await name.Task.WaitAsync(Timeout));
+        Assert.Equal("epoll-reactor-7", await name.Task.WaitAsync(LongWaitLimit));
 
         reactor.Stop();
-        await reactor.Completion.WaitAsync(Timeout);
+        await reactor.Completion.WaitAsync(LongWaitLimit);
         // Completion is set as the loop returns; the kernel reaps the thread a moment later (bounded poll).
-        Assert.True(SpinWait.SpinUntil(() => !ThreadNames().Contains("epoll-reactor-7"), Timeout));
+        Assert.True(SpinWait.SpinUntil(() => !ThreadNames().Contains("epoll-reactor-7"), LongWaitLimit));
     }
 
     internal static IEnumerable<string> ThreadNames()

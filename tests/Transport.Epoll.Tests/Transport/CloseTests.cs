@@ -20,7 +20,7 @@ public class CloseTests
         var inputDone = new TaskCompletionSource<(long Bytes, bool Completed)>(TaskCreationOptions.RunContinuationsAsynchronously);
         var reply = Encoding.ASCII.GetBytes("bye after your FIN");
 
-        await using var server = await TestServer.StartAsync(Loopback0, async connection =>
+        await using var server = await TransportServer.StartAsync(Loopback0, async connection =>
         {
             var input = connection.Transport.Input;
             long total = 0;
@@ -71,7 +71,7 @@ public class CloseTests
         var first = Encoding.ASCII.GetBytes("first message, echoed before the reset");
         int accepted = 0;
 
-        await using var server = await TestServer.StartAsync(Loopback0, async connection =>
+        await using var server = await TransportServer.StartAsync(Loopback0, async connection =>
         {
             if (Interlocked.Increment(ref accepted) > 1)
             {
@@ -128,7 +128,7 @@ public class CloseTests
         var readOutcome = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
         int accepted = 0;
 
-        await using var server = await TestServer.StartAsync(Loopback0, async connection =>
+        await using var server = await TransportServer.StartAsync(Loopback0, async connection =>
         {
             if (Interlocked.Increment(ref accepted) > 1)
             {
@@ -225,7 +225,7 @@ public class CloseTests
         var serverRead = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
         var hello = Encoding.ASCII.GetBytes("hello, then abort");
 
-        await using var server = await TestServer.StartAsync(Loopback0, async connection =>
+        await using var server = await TransportServer.StartAsync(Loopback0, async connection =>
         {
             var input = connection.Transport.Input;
             long total = 0;
@@ -281,7 +281,7 @@ public class CloseTests
     public async Task UnbindAndDisposeListenerKeepOpenConnectionsWorking(int reactorCount, bool inline)
     {
         using var cts = new CancellationTokenSource(WaitLimit);
-        await using var server = await TestServer.StartEchoAsync(Loopback0, Configure(reactorCount, inline));
+        await using var server = await TransportServer.StartEchoAsync(Loopback0, Configure(reactorCount, inline));
         var endPoint = Assert.IsType<IPEndPoint>(server.EndPoint);
 
         using var client = await ConnectAsync(endPoint, cts.Token);
@@ -315,7 +315,7 @@ public class CloseTests
     }
 
     /// <summary>The reset connection closed and its handler ended; new connections are served as before.</summary>
-    private static async Task AssertResetConnectionEndedAndListenerServesAsync(TestServer server, CancellationToken cancellationToken)
+    private static async Task AssertResetConnectionEndedAndListenerServesAsync(TransportServer server, CancellationToken cancellationToken)
     {
         var resetConnection = await server.NextConnectionAsync();
         await resetConnection.Closed.WaitAsync(WaitLimit);

@@ -20,7 +20,7 @@ public class ConnectionFeatureTests
     [Fact]
     public async Task FeaturesSetOnTheConnectionAreFoundReplacedAndEnumerated()
     {
-        await using var server = await TestServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), static _ => Task.CompletedTask);
+        await using var server = await TransportServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), static _ => Task.CompletedTask);
         using var client = await ConnectAsync(server.EndPoint, CancellationToken.None);
         var connection = (await server.NextConnectionAsync()).Context;
         var features = connection.Features;

@@ -3,6 +3,8 @@ using System.Net.Sockets;
 using System.Text;
 using EpollTransport.Interop;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http.Features;
 using static EpollTransport.Tests.Transport.TransportHarness;
 
 namespace EpollTransport.Tests.Transport;
@@ -10,10 +12,25 @@ namespace EpollTransport.Tests.Transport;
 /// <summary>Byte-exact echo through the Connections API over TCP (v4, v6, dual mode), Unix sockets and handed-in fds.</summary>
 public class EchoTests
 {
+    /// <summary>
+    /// The block size of Kestrel's memory pool, which the transport gets through <c>IMemoryPoolFactory</c>: the
+    /// <c>_blockSize</c> constant of <c>PinnedBlockMemoryPool</c> (dotnet/aspnetcore,
+    /// src/Shared/Buffers.MemoryPool/PinnedBlockMemoryPool.cs), its <c>MaxBufferSize</c>. The connection's pipes take
+    /// their segments from the pool, so a payload of one block ± 1 or eight blocks ± 1 ends one byte short of a
+    /// segment boundary, on it, or one byte past it. <see cref="TheTransportsPoolHasTheBlockSizeTheEchoSizesStraddle"/>
+    /// fails if Kestrel changes it.
+    /// </summary>
+    private const int PoolBlockSize = 4096;
+
     public static TheoryData<int, int, bool> EchoCases()
     {
         var data = new TheoryData<int, int, bool>();
-        foreach (var size in new[] { 1, 1024, 64 * 1024, 1024 * 1024, 16 * 1024 * 1024 })
+        int[] sizes =
+        [
+            1, 1024, 64 * 1024, 1024 * 1024, 16 * 1024 * 1024,
+            PoolBlockSize - 1, PoolBlockSize, PoolBlockSize + 1, 8 * PoolBlockSize - 1, 8 * PoolBlockSize + 1,
+        ];
+        foreach (var size in sizes)
         {
             foreach (var (reactors, inline) in new[] { (1, false), (1, true), (2, false), (2, true) })
             {
@@ -28,7 +45,7 @@ public class EchoTests
     public async Task EchoesRandomPayloadByteExact(int size, int reactorCount, bool inline)
     {
         using var cts = new CancellationTokenSource(WaitLimit);
-        await using var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, inline));
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, inline));
 
         var payload = new byte[size];
         new Random(size ^ reactorCount).NextBytes(payload);
@@ -64,13 +81,28 @@ public class EchoTests
         await server.AllClosed();
     }
 
+    [Fact]
+    public async Task TheTransportsPoolHasTheBlockSizeTheEchoSizesStraddle()
+    {
+        var poolBlockSize = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await TransportServer.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), connection =>
+        {
+            poolBlockSize.TrySetResult(connection.Features.GetRequiredFeature<IMemoryPoolFeature>().MemoryPool.MaxBufferSize);
+            return Task.CompletedTask;
+        });
+        using var cts = new CancellationTokenSource(WaitLimit);
+        using var client = await ConnectAsync(server.EndPoint, cts.Token);
+
+        Assert.Equal(PoolBlockSize, await poolBlockSize.Task.WaitAsync(WaitLimit));
+    }
+
     [Theory]
     [MemberData(nameof(Configs), MemberType = typeof(TransportHarness))]
     public async Task FiveHundredConcurrentConnectionsEachEchoTheirOwnMessage(int reactorCount, bool inline)
     {
         const int Connections = 500;
         using var cts = new CancellationTokenSource(WaitLimit);
-        await using var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, inline));
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, inline));
 
         var clients = Enumerable.Range(0, Connections).Select(i => Task.Run(async () =>
         {
@@ -88,7 +120,7 @@ public class EchoTests
     public async Task EchoesOverIPv6Loopback()
     {
         using var cts = new CancellationTokenSource(WaitLimit);
-        await using var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.IPv6Loopback, 0), Configure(2, false));
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.IPv6Loopback, 0), Configure(2, false));
 
         var endPoint = Assert.IsType<IPEndPoint>(server.EndPoint);
         Assert.Equal(IPAddress.IPv6Loopback, endPoint.Address);
@@ -108,7 +140,7 @@ public class EchoTests
     public async Task IPv6AnyAcceptsIPv4ClientsInDualMode()
     {
         using var cts = new CancellationTokenSource(WaitLimit);
-        await using var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.IPv6Any, 0), Configure(2, false));
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.IPv6Any, 0), Configure(2, false));
 
         var port = Assert.IsType<IPEndPoint>(server.EndPoint).Port;
         Assert.NotEqual(0, port);
@@ -129,7 +161,7 @@ public class EchoTests
         var path = UniqueUnixSocketPath();
         try
         {
-            var server = await TestServer.StartEchoAsync(new UnixDomainSocketEndPoint(path), Configure(reactorCount, inline));
+            var server = await TransportServer.StartEchoAsync(new UnixDomainSocketEndPoint(path), Configure(reactorCount, inline));
             try
             {
                 Assert.True(File.Exists(path), "The socket file should exist while bound.");
@@ -169,7 +201,7 @@ public class EchoTests
         var port = Assert.IsType<IPEndPoint>(SocketInterop.GetLocalEndPoint(fd)).Port;
         var endPoint = new FileHandleEndPoint((ulong)fd, FileHandleType.Auto);
 
-        var server = await TestServer.StartEchoAsync(endPoint, Configure(2, false));
+        var server = await TransportServer.StartEchoAsync(endPoint, Configure(2, false));
         try
         {
             var target = new IPEndPoint(IPAddress.Loopback, port);

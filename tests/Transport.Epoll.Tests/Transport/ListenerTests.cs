@@ -38,7 +38,7 @@ public class ListenerTests
     {
         const int Connections = 50;
         using var cts = new CancellationTokenSource(WaitLimit);
-        await using var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, false));
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, false));
 
         var endPoint = Assert.IsType<IPEndPoint>(server.EndPoint);
         Assert.Equal(IPAddress.Loopback, endPoint.Address);

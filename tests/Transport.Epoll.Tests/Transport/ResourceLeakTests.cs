@@ -93,7 +93,7 @@ public class ResourceLeakTests
         const int Binds = 2000;
         var budget = TimeSpan.FromSeconds(60);
         using var cts = new CancellationTokenSource(WaitLimit * 4);
-        var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount: 2, inline: false));
+        var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount: 2, inline: false));
         Thread[] threads;
         int binds = 0;
         int roundTrips = 0;
@@ -176,7 +176,7 @@ public class ResourceLeakTests
         const int Batch = 50;
         using var cts = new CancellationTokenSource(WaitLimit * 2);
         var threads = Array.Empty<Thread>();
-        var server = await TestServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, false));
+        var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, false));
         try
         {
             if (reactorThreadsBefore is not null)

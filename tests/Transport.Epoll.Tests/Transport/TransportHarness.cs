@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -12,14 +11,11 @@ using Microsoft.Extensions.Options;
 namespace EpollTransport.Tests.Transport;
 
 /// <summary>
-/// Shared pieces of the Connections-API tests: a factory built from Kestrel's own services, a server that runs an
-/// accept loop over an <see cref="IConnectionListener"/>, and blocking-free client helpers with timeouts.
+/// Shared pieces of the Connections-API tests: a factory built from Kestrel's own services, the echo handler that
+/// <see cref="TransportServer"/> runs, and blocking-free client helpers with timeouts.
 /// </summary>
 internal static class TransportHarness
 {
-    /// <summary>The one bound on every wait in these tests.</summary>
-    public static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
-
     /// <summary>
     /// A WebApplication that is built but never started, kept for the whole test run: it provides Kestrel's
     /// <see cref="IMemoryPoolFactory{T}"/> (and proves that <c>UseEpollTransport</c> registers the factory).
@@ -198,139 +194,4 @@ internal static class TransportHarness
 
     public static string UniqueUnixSocketPath()
         => Path.Combine(Path.GetTempPath(), $"epoll-test-{Guid.NewGuid():N}.sock");
-}
-
-/// <summary>One connection the test server accepted.</summary>
-internal sealed class ServerConnection
-{
-    public ServerConnection(ConnectionContext context, Task closed)
-    {
-        Context = context;
-        Closed = closed;
-    }
-
-    public ConnectionContext Context { get; }
-
-    /// <summary>Completes when <see cref="ConnectionContext.ConnectionClosed"/> fires.</summary>
-    public Task Closed { get; }
-
-    /// <summary>The handler, followed by <see cref="ConnectionContext.DisposeAsync"/>.</summary>
-    public Task Handler { get; set; } = Task.CompletedTask;
-}
-
-/// <summary>
-/// A listener of a fresh <see cref="EpollTransportFactory"/> with an accept loop that runs a handler per
-/// connection and disposes the connection after it.
-/// </summary>
-internal sealed class TestServer : IAsyncDisposable
-{
-    private readonly Func<ConnectionContext, Task> _handler;
-    private readonly List<ServerConnection> _connections = new();
-    private readonly Channel<ServerConnection> _accepted = Channel.CreateUnbounded<ServerConnection>();
-
-    private TestServer(EpollTransportFactory factory, IConnectionListener listener, Func<ConnectionContext, Task> handler)
-    {
-        Factory = factory;
-        Listener = listener;
-        _handler = handler;
-        AcceptLoop = Task.Run(AcceptLoopAsync);
-    }
-
-    public EpollTransportFactory Factory { get; }
-
-    public IConnectionListener Listener { get; }
-
-    /// <summary>Completes when AcceptAsync returned null.</summary>
-    public Task AcceptLoop { get; }
-
-    public EndPoint EndPoint => Listener.EndPoint;
-
-    public static async Task<TestServer> StartAsync(EndPoint endPoint, Func<ConnectionContext, Task> handler, Action<EpollTransportOptions>? configure = null)
-    {
-        var factory = TransportHarness.CreateFactory(configure);
-        try
-        {
-            var listener = await factory.BindAsync(endPoint);
-            return new TestServer(factory, listener, handler);
-        }
-        catch
-        {
-            await factory.DisposeAsync();
-            throw;
-        }
-    }
-
-    public static Task<TestServer> StartEchoAsync(EndPoint endPoint, Action<EpollTransportOptions>? configure = null)
-        => StartAsync(endPoint, TransportHarness.EchoAsync, configure);
-
-    public ServerConnection[] Connections
-    {
-        get
-        {
-            lock (_connections)
-            {
-                return _connections.ToArray();
-            }
-        }
-    }
-
-    /// <summary>The next accepted connection, in accept order.</summary>
-    public async Task<ServerConnection> NextConnectionAsync()
-        => await _accepted.Reader.ReadAsync().AsTask().WaitAsync(TransportHarness.WaitLimit);
-
-    /// <summary>Awaits every handler accepted so far (and its DisposeAsync); rethrows their failures.</summary>
-    public Task HandlersCompleted()
-        => Task.WhenAll(Connections.Select(c => c.Handler)).WaitAsync(TransportHarness.WaitLimit);
-
-    /// <summary>Awaits ConnectionClosed of every connection accepted so far.</summary>
-    public Task AllClosed()
-        => Task.WhenAll(Connections.Select(c => c.Closed)).WaitAsync(TransportHarness.WaitLimit);
-
-    private async Task AcceptLoopAsync()
-    {
-        ConnectionContext? context;
-        while ((context = await Listener.AcceptAsync()) is not null)
-        {
-            var connection = new ServerConnection(context, TransportHarness.WhenCancelled(context.ConnectionClosed));
-            lock (_connections)
-            {
-                _connections.Add(connection);
-                connection.Handler = RunHandlerAsync(context);
-            }
-            _accepted.Writer.TryWrite(connection);
-        }
-        _accepted.Writer.TryComplete();
-    }
-
-    private async Task RunHandlerAsync(ConnectionContext context)
-    {
-        // Off the accept loop: a handler's synchronous part must not hold up accepting.
-        await Task.Yield();
-        try
-        {
-            await _handler(context);
-        }
-        finally
-        {
-            await context.DisposeAsync();
-        }
-    }
-
-    /// <summary>Unbinds, waits for the handlers (their failures are for the test to assert), disposes all.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        await Listener.UnbindAsync().AsTask().WaitAsync(TransportHarness.WaitLimit);
-        await AcceptLoop.WaitAsync(TransportHarness.WaitLimit);
-        try
-        {
-            await Task.WhenAll(Connections.Select(c => c.Handler)).WaitAsync(TransportHarness.WaitLimit);
-        }
-        catch (Exception)
-        {
-            // Handler failures and leftovers are asserted by the tests that care; disposing the factory below
-            // resets whatever is still open.
-        }
-        await Listener.DisposeAsync().AsTask().WaitAsync(TransportHarness.WaitLimit);
-        await Factory.DisposeAsync().AsTask().WaitAsync(TransportHarness.WaitLimit);
-    }
 }

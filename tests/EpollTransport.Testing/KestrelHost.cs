@@ -11,7 +11,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
-namespace EpollTransport.Tests.Http;
+namespace EpollTransport.Testing;
 
 /// <summary>
 /// A Kestrel server on 127.0.0.1 with an ephemeral port, served by the transport a test names, so that one
@@ -34,7 +34,6 @@ public sealed class KestrelHost : IAsyncDisposable
     public const string TransportHeader = "X-Transport";
 
     private static readonly TimeSpan s_gracePeriod = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan s_lifecycleTimeout = TimeSpan.FromSeconds(30);
 
     private readonly WebApplication _app;
     private readonly ServerLog _log;
@@ -73,8 +72,12 @@ public sealed class KestrelHost : IAsyncDisposable
     /// address <c>http://127.0.0.1:0</c>, bound as the server starts, so endpoint defaults that <paramref name="map"/>
     /// sets apply to it too.
     /// </param>
+    /// <param name="reactorCount">
+    /// The epoll transport's reactors: two by default, so that connections spread over loops; one where a test
+    /// expects its requests on the thread named <c>epoll-reactor-0</c>.
+    /// </param>
     public static async Task<KestrelHost> StartAsync(string transport, Action<WebApplication> map, ITestOutputHelper? output = null,
-        Action<ListenOptions>? endpoint = null)
+        Action<ListenOptions>? endpoint = null, int reactorCount = 2)
     {
         var builder = WebApplication.CreateSlimBuilder();
         var log = new ServerLog(output, transport);
@@ -84,12 +87,12 @@ public sealed class KestrelHost : IAsyncDisposable
         switch (transport)
         {
             case Epoll:
-                builder.WebHost.UseEpollTransport(o => o.ReactorCount = 2);
+                builder.WebHost.UseEpollTransport(o => o.ReactorCount = reactorCount);
                 break;
             case EpollInline:
                 builder.WebHost.UseEpollTransport(o =>
                 {
-                    o.ReactorCount = 2;
+                    o.ReactorCount = reactorCount;
                     o.UnsafePreferInlineScheduling = true;
                 });
                 break;
@@ -119,7 +122,7 @@ public sealed class KestrelHost : IAsyncDisposable
                 return next(context);
             });
             map(app);
-            await app.StartAsync().WaitAsync(s_lifecycleTimeout);
+            await app.StartAsync().WaitAsync(TestTimeouts.WaitLimit);
             var addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses;
             var address = Assert.Single(addresses);
             return new KestrelHost(app, log, connectionIds, transport, new Uri(address.TrimEnd('/') + "/"));
@@ -159,7 +162,7 @@ public sealed class KestrelHost : IAsyncDisposable
         try
         {
             using var grace = new CancellationTokenSource(s_gracePeriod);
-            await _app.StopAsync(grace.Token).WaitAsync(s_lifecycleTimeout);
+            await _app.StopAsync(grace.Token).WaitAsync(TestTimeouts.WaitLimit);
         }
         finally
         {

@@ -3,16 +3,16 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace EpollTransport.Tests;
+namespace EpollTransport.Testing;
 
 /// <summary>A response head and (with Content-Length) its body.</summary>
-internal sealed record RawResponse(int StatusCode, Dictionary<string, string> Headers, byte[] Body);
+public sealed record RawResponse(int StatusCode, Dictionary<string, string> Headers, byte[] Body);
 
 /// <summary>
 /// An HTTP/1.1 client on a bare socket, for what the fault tests do that HttpClient will not: bytes one at a time,
 /// malformed requests, resets (RST) and half-reads. Responses read whole must carry Content-Length.
 /// </summary>
-internal sealed class RawHttpClient : IDisposable
+public sealed class RawHttpClient : IDisposable
 {
     private const int MaxHeadBytes = 64 * 1024;
 
@@ -28,7 +28,7 @@ internal sealed class RawHttpClient : IDisposable
 
     public Socket Socket { get; }
 
-    /// <summary>The client's own port: the server knows the connection by it (<see cref="ConnectionTracker"/>).</summary>
+    /// <summary>The client's own port: the server side knows the connection by it as the remote port.</summary>
     public int LocalPort => ((IPEndPoint)Socket.LocalEndPoint!).Port;
 
     /// <summary>Connects to the server. <paramref name="receiveBufferSize"/> sets SO_RCVBUF before connecting.</summary>
