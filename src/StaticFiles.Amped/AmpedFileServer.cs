@@ -41,14 +41,14 @@ internal sealed partial class AmpedFileServer : IDisposable
         _root = Path.GetFullPath(root);
         _logger = logger;
         _servedRoot = new ServedRoot(_root, logger);
-        if (options.PathCacheEntries > 0 || options.FileCacheEntries > 0)
+        if (options.MissCacheEntries > 0 || options.FileCacheEntries > 0)
         {
             _watcher = new RootWatcher(_root, logger, createWatcher);
             _servedRoot.Replaced += _watcher.Relisten;
         }
-        if (options.PathCacheEntries > 0)
+        if (options.MissCacheEntries > 0)
         {
-            _misses = new MissCache(_watcher!, options.PathCacheEntries);
+            _misses = new MissCache(_watcher!, options.MissCacheEntries);
         }
         if (options.FileCacheEntries > 0)
         {
