@@ -15,19 +15,18 @@ namespace StaticFiles.Amped.Disk;
 /// the disk. What it does is counted in <see cref="AmpedMetrics"/>.
 /// </summary>
 /// <remarks>
-/// Who runs what, by the transport's scheduling mode:
+/// Who runs what, by mode and by where the request runs:
 /// <code>
-/// mode, scheduling   the request and   a call that may   its completion       the request
-///                    no-wait calls     block             (a work item on)     resumes on
-/// AMPED, inline      its epoll reactor amped-helper-N    that reactor         that reactor
-/// AMPED, default     the thread pool   amped-helper-N    amped-loop           the thread pool
-/// SPED, either       as above          the request's     (none)               (never leaves)
-///                                      own thread
+/// mode    scheduling  the request runs on  a call that may block  its completion runs on  then the request runs on
+/// AMPED   inline      its epoll reactor    amped-helper-N         that reactor            that reactor
+/// AMPED   default     the thread pool      amped-helper-N         amped-loop              the thread pool
+/// SPED    either      as above             the request's thread   (no completion)         (it never left)
 /// </code>
-/// Inline scheduling is the epoll transport's <c>UnsafePreferInlineScheduling</c>; default scheduling is any other
-/// transport or setting. <c>amped-loop</c> is the middleware's own loop, started at the first call that goes to a
-/// helper from outside a reactor: it runs completions only, and a request it completes goes back to the thread pool
-/// before <c>next</c> or any write, so that the application (and its blocking calls) never runs there.
+/// Inline is the epoll transport's <c>UnsafePreferInlineScheduling</c>; default is any thread that is not an epoll
+/// reactor (the transport's default scheduling, or another transport). In AMPED the calls that never wait run where
+/// the request runs. <c>amped-loop</c> is the middleware's own loop, started by the first call posted from outside a
+/// reactor: it runs completions only, and a request it completes goes back to the thread pool before <c>next</c> or
+/// any write, so that the application (and its blocking calls) never runs there.
 /// </remarks>
 internal sealed class DiskDispatcher : IDisposable
 {
