@@ -1,12 +1,9 @@
 using System.Buffers;
-using System.Diagnostics;
 using EpollTransport.Posix;
-using EpollTransport;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.StaticFiles;
 using Microsoft.Net.Http.Headers;
 using StaticFiles.Amped.Caching;
-using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Http;
 
 namespace StaticFiles.Amped;
@@ -165,14 +162,13 @@ internal sealed partial class AmpedFileServer
             file.EndLoad(null);
             return null;
         }
-        var loop = LoopForRequest(out var resumeOnThreadPool);
         var content = new byte[file.Length];
         var read = 0;
         try
         {
             while (read < content.Length)
             {
-                var result = await ReadAsync(loop, resumeOnThreadPool, file.Fd, content.AsMemory(read), read, context.RequestAborted);
+                var result = await _disk.ReadAsync(file.Fd, content.AsMemory(read), read, context.RequestAborted);
                 if (!result.IsSuccess || result.Value == 0)
                 {
                     break;
@@ -200,7 +196,6 @@ internal sealed partial class AmpedFileServer
     /// <summary>Streams <paramref name="count"/> bytes from <paramref name="offset"/>; false when the response ended early.</summary>
     private async Task<bool> StreamAsync(HttpContext context, int fd, long offset, long count)
     {
-        var loop = LoopForRequest(out var resumeOnThreadPool);
         var writer = context.Response.BodyWriter;
         var aborted = context.RequestAborted;
         while (count > 0)
@@ -214,7 +209,7 @@ internal sealed partial class AmpedFileServer
             try
             {
                 var memory = own is null ? writer.GetMemory(want) : own.AsMemory();
-                var read = await ReadAsync(loop, resumeOnThreadPool, fd, memory[..Math.Min(memory.Length, want)], offset, aborted);
+                var read = await _disk.ReadAsync(fd, memory[..Math.Min(memory.Length, want)], offset, aborted);
                 if (!read.IsSuccess || read.Value == 0)
                 {
                     if (!started)
@@ -252,43 +247,5 @@ internal sealed partial class AmpedFileServer
             }
         }
         return true;
-    }
-
-    /// <summary>
-    /// Page-cache data straight from the loop (<c>preadv2</c> with <c>RWF_NOWAIT</c> never waits for the disk); only a
-    /// miss goes to a helper. A short read returns what was cached; the next call finds where the cache ends.
-    /// </summary>
-    private async ValueTask<PosixResult> ReadAsync(EpollLoop loop, bool resumeOnThreadPool, int fd, Memory<byte> memory, long offset, CancellationToken aborted)
-    {
-        if (_helpers is null)
-        {
-            // Sped: the loop itself waits for the disk.
-            return _calls.Read(fd, memory.Span, offset);
-        }
-        var cached = _calls.ReadNoWait(fd, memory.Span, offset);
-        if (cached.IsSuccess || !(cached.WouldBlock || cached.Errno == Errnos.EOPNOTSUPP))
-        {
-            if (cached.IsSuccess)
-            {
-                _metrics.ReadNoWait();
-            }
-            return cached;
-        }
-
-        using var job = new ReadFileJob(_calls, fd, memory.Length, offset);
-        var posted = Stopwatch.GetTimestamp();
-        if (!_helpers.TryPost(job, DiskQueue.Data, loop, resumeOnThreadPool, aborted, out var completion))
-        {
-            _metrics.Refused();
-            return PosixResult.FromErrno(Errnos.EAGAIN);
-        }
-        var read = await completion;
-        _metrics.HelperJob(DiskQueue.Data, Stopwatch.GetElapsedTime(posted));
-        if (read.IsSuccess)
-        {
-            // Back where the request runs (its loop, or the thread pool), which owns the response's memory again.
-            job.Data(read.IntValue).CopyTo(memory.Span);
-        }
-        return read;
     }
 }

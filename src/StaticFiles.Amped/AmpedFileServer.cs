@@ -1,8 +1,6 @@
 using EpollTransport.Posix;
-using EpollTransport;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using StaticFiles.Amped.Caching;
 using StaticFiles.Amped.Diagnostics;
@@ -13,18 +11,16 @@ namespace StaticFiles.Amped;
 
 /// <summary>
 /// The middleware's work for one request: find the file beneath the root, decide the response from its validators
-/// (RFC 9110), and stream the bytes. Every call that may block runs on a helper (or, in <see cref="AmpedMode.Sped"/>,
-/// right here); the request resumes on its loop: the epoll reactor that runs it inline, or the middleware's own.
-/// A path found before is answered from Flash's caches (<see cref="FileCache"/>, <see cref="MissCache"/>) with no
-/// lookup at all.
+/// (RFC 9110), and stream the bytes. <see cref="DiskDispatcher"/> decides where each disk call runs and where the
+/// request goes on after it. A path found before is answered from Flash's caches (<see cref="FileCache"/>,
+/// <see cref="MissCache"/>) with no lookup at all.
 /// </summary>
 internal sealed partial class AmpedFileServer : IDisposable
 {
     private readonly AmpedStaticFileOptions _options;
     private readonly string _root;
     private readonly ServedRoot _servedRoot;
-    private readonly HelperPool? _helpers;
-    private readonly Lazy<EpollLoop> _ownLoop = new(() => EpollLoop.Start("amped-loop"));
+    private readonly DiskDispatcher _disk;
     private readonly ILogger _logger;
     private readonly RootWatcher? _watcher;
     private readonly MissCache? _misses;
@@ -45,26 +41,23 @@ internal sealed partial class AmpedFileServer : IDisposable
         _root = Path.GetFullPath(root);
         _logger = logger;
         _servedRoot = new ServedRoot(_root, logger);
-        if (options.PathCacheEntries > 0 || options.FileCacheEntries > 0)
+        if (options.MissCacheEntries > 0 || options.FileCacheEntries > 0)
         {
             _watcher = new RootWatcher(_root, logger, createWatcher);
             _servedRoot.Replaced += _watcher.Relisten;
         }
-        if (options.PathCacheEntries > 0)
+        if (options.MissCacheEntries > 0)
         {
-            _misses = new MissCache(_watcher!, options.PathCacheEntries);
+            _misses = new MissCache(_watcher!, options.MissCacheEntries);
         }
         if (options.FileCacheEntries > 0)
         {
             _files = new FileCache(_watcher!, options.FileCacheEntries, options.ContentCacheBytes, options.MaxCachedFileSize);
         }
-        if (options.Mode == AmpedMode.Amped)
-        {
-            _helpers = new HelperPool(options.MetadataHelperThreads, options.DataHelperThreads, options.HelperQueueCapacity, logger);
-        }
         _metrics = new AmpedMetrics(meterFactory, options.RequestPath.Value ?? "");
+        _disk = new DiskDispatcher(options, _calls, _metrics, logger);
         var watcher = _watcher;
-        _metrics.Observe(_helpers, _files, () => watcher?.Generation ?? 0);
+        _metrics.Observe(_disk.Helpers, _files, () => watcher?.Generation ?? 0);
     }
 
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
@@ -118,8 +111,7 @@ internal sealed partial class AmpedFileServer : IDisposable
 
         _metrics.Lookup();
         var generation = _watcher?.Generation ?? 0;
-        var loop = LoopForRequest(out var resumeOnThreadPool);
-        var lookup = await ResolveAsync(loop, resumeOnThreadPool, relative, endsWithSlash, context.RequestAborted);
+        var lookup = await ResolveAsync(relative, endsWithSlash, context.RequestAborted);
         switch (lookup.Outcome)
         {
             case LookupOutcome.Unavailable:
@@ -147,7 +139,7 @@ internal sealed partial class AmpedFileServer : IDisposable
             return;
         }
 
-        var (entry, complete) = await CreateEntryAsync(loop, resumeOnThreadPool, opened, lookup.Name, contentType, generation, context.RequestAborted);
+        var (entry, complete) = await CreateEntryAsync(opened, lookup.Name, contentType, generation, context.RequestAborted);
         try
         {
             if (complete)
@@ -166,31 +158,23 @@ internal sealed partial class AmpedFileServer : IDisposable
     /// What the path names: a file to serve (a folder's default document included), a redirect to the folder's
     /// slash, a miss that lasts until something under the root changes, or no answer for now.
     /// </summary>
-    private async ValueTask<Lookup> ResolveAsync(EpollLoop loop, bool resumeOnThreadPool, string relative, bool endsWithSlash,
-        CancellationToken aborted)
+    private async ValueTask<Lookup> ResolveAsync(string relative, bool endsWithSlash, CancellationToken aborted)
     {
-        var opened = await OpenAsync(loop, resumeOnThreadPool, relative, aborted);
-        if (!opened.IsOpen)
+        var opened = await OpenAsync(relative, aborted);
+        if (!opened.IsDirectory)
         {
-            return IsLastingMiss(opened.Errno) ? Lookup.Missing : Lookup.Unavailable(opened.Errno);
-        }
-        if (opened.IsRegularFile)
-        {
-            if (endsWithSlash)
+            var file = AsFile(opened, relative);
+            if (file.Outcome == LookupOutcome.Found && endsWithSlash)
             {
                 // "/index.html/" names a folder; serving the file there would give it a second URL whose relative
                 // links resolve one level too deep.
                 _calls.Close(opened.Fd);
                 return Lookup.Missing;
             }
-            return Lookup.Found(opened, relative);
+            return file;
         }
         _calls.Close(opened.Fd);
-        if (!opened.IsDirectory)
-        {
-            return Lookup.Missing;
-        }
-        var document = await OpenDefaultDocumentAsync(loop, resumeOnThreadPool, relative, aborted);
+        var document = await OpenDefaultDocumentAsync(relative, aborted);
         if (document.Outcome == LookupOutcome.Found && !endsWithSlash)
         {
             _calls.Close(document.File.Fd);
@@ -199,10 +183,10 @@ internal sealed partial class AmpedFileServer : IDisposable
         return document;
     }
 
-    /// <summary>Lookups made on disk (helper jobs, or direct calls in Sped mode); for tests.</summary>
+    /// <summary>Opens made by lookups (on the loop, on a helper, or where the request runs in Sped mode); for tests.</summary>
     internal long Lookups => Interlocked.Read(ref _lookups);
 
-    /// <summary>Completes the next time a change under the root empties the path cache; for tests.</summary>
+    /// <summary>Completes the next time a change under the root empties the caches; for tests.</summary>
     internal Task NextCacheInvalidation => _watcher?.NextChange ?? Task.CompletedTask;
 
     /// <summary>Completes the next time the root path is found naming another directory, once that one is served; for tests.</summary>
@@ -214,8 +198,8 @@ internal sealed partial class AmpedFileServer : IDisposable
     /// <summary>The positive cache, or null when it is off; for tests.</summary>
     internal FileCache? Files => _files;
 
-    /// <summary>The helper pool, or null in <see cref="AmpedMode.Sped"/>; for tests.</summary>
-    internal HelperPool? Helpers => _helpers;
+    /// <summary>Where the disk calls run; for tests.</summary>
+    internal DiskDispatcher Disk => _disk;
 
     /// <summary>
     /// Stops the helpers (bounded: see <see cref="HelperPool.StopTimeout"/>) and the middleware's loop, and closes
@@ -231,11 +215,7 @@ internal sealed partial class AmpedFileServer : IDisposable
         // Stops the root checks first: a swap found now would re-watch a tree only for the watcher to go.
         _servedRoot.Dispose();
         _watcher?.Dispose();
-        _helpers?.Dispose();
-        if (_ownLoop.IsValueCreated)
-        {
-            _ownLoop.Value.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        }
+        _disk.Dispose();
         _files?.Clear();
     }
 
@@ -245,8 +225,8 @@ internal sealed partial class AmpedFileServer : IDisposable
     /// when a sibling could not be looked up for now: the entry serves this request but is not cached, so that the
     /// next request looks for the sibling again.
     /// </summary>
-    private async ValueTask<(CachedPath Entry, bool Complete)> CreateEntryAsync(EpollLoop loop, bool resumeOnThreadPool,
-        OpenedFile opened, string name, string contentType, long generation, CancellationToken aborted)
+    private async ValueTask<(CachedPath Entry, bool Complete)> CreateEntryAsync(OpenedFile opened, string name, string contentType,
+        long generation, CancellationToken aborted)
     {
         OpenedFile? brotli = null;
         OpenedFile? gzip = null;
@@ -255,8 +235,8 @@ internal sealed partial class AmpedFileServer : IDisposable
             var complete = true;
             if (_options.ServePrecompressedFiles)
             {
-                (brotli, var brotliKnown) = await OpenSiblingAsync(loop, resumeOnThreadPool, name + ".br", generation, aborted);
-                (gzip, var gzipKnown) = await OpenSiblingAsync(loop, resumeOnThreadPool, name + ".gz", generation, aborted);
+                (brotli, var brotliKnown) = await OpenSiblingAsync(name + ".br", generation, aborted);
+                (gzip, var gzipKnown) = await OpenSiblingAsync(name + ".gz", generation, aborted);
                 complete = brotliKnown && gzipKnown;
             }
             var entry = new CachedPath(_calls, new CachedFile(opened, Path.Combine(_root, name)),
@@ -290,35 +270,26 @@ internal sealed partial class AmpedFileServer : IDisposable
     /// A sibling's miss is keyed by its file name (<c>docs/index.html.br</c>), never by a request path: request keys
     /// start with a slash, so a real dot file such as <c>/docs/.br</c> can never be taken for a sibling's absence.
     /// </remarks>
-    private async ValueTask<(OpenedFile? File, bool Known)> OpenSiblingAsync(EpollLoop loop, bool resumeOnThreadPool,
-        string relative, long generation, CancellationToken aborted)
+    private async ValueTask<(OpenedFile? File, bool Known)> OpenSiblingAsync(string relative, long generation, CancellationToken aborted)
     {
         if (_misses?.Contains(relative) == true)
         {
             return (null, true);
         }
-        var file = await OpenAsync(loop, resumeOnThreadPool, relative, aborted);
-        if (file.IsRegularFile)
+        var sibling = AsFile(await OpenAsync(relative, aborted), relative);
+        switch (sibling.Outcome)
         {
-            return (file, true);
-        }
-        if (file.IsOpen)
-        {
-            _calls.Close(file.Fd);
-        }
-        else if (!IsLastingMiss(file.Errno))
-        {
-            return (null, false);
+            case LookupOutcome.Found:
+                return (sibling.File, true);
+            case LookupOutcome.Unavailable:
+                return (null, false);
         }
         _misses?.Add(relative, generation);
         return (null, true);
     }
 
-    /// <summary>
-    /// The open and <c>statx</c> of <paramref name="relative"/>: on the loop when the dentry cache has it, else on a
-    /// helper. A job the helpers refuse (their queue is full) comes back as EAGAIN, like any other "not now".
-    /// </summary>
-    private async ValueTask<OpenedFile> OpenAsync(EpollLoop loop, bool resumeOnThreadPool, string relative, CancellationToken aborted)
+    /// <summary>The open and <c>statx</c> of <paramref name="relative"/> beneath the root being served now.</summary>
+    private async ValueTask<OpenedFile> OpenAsync(string relative, CancellationToken aborted)
     {
         Interlocked.Increment(ref _lookups);
         // Held until the open beneath it has returned, on whichever thread it runs: a root swap meanwhile must not
@@ -326,26 +297,7 @@ internal sealed partial class AmpedFileServer : IDisposable
         var root = _servedRoot.Acquire();
         try
         {
-            if (_helpers is null)
-            {
-                return new OpenFileJob(_calls, root.Fd, relative).ExecuteHere();
-            }
-            if (OpenFileJob.TryOpenCached(_calls, root.Fd, relative, out var cached))
-            {
-                _metrics.OpenCached();
-                return cached;
-            }
-            var job = new OpenFileJob(_calls, root.Fd, relative);
-            var posted = Stopwatch.GetTimestamp();
-            if (!_helpers.TryPost(job, DiskQueue.Metadata, loop, resumeOnThreadPool, aborted, out var completion))
-            {
-                _metrics.Refused();
-                return OpenedFile.Failed(Errnos.EAGAIN);
-            }
-            // Completes only after the helper ran the job (or skipped it, cancelled): the open is over either way.
-            var opened = await completion;
-            _metrics.HelperJob(DiskQueue.Metadata, Stopwatch.GetElapsedTime(posted));
-            return opened;
+            return await _disk.OpenAsync(root.Fd, relative, aborted);
         }
         finally
         {
@@ -357,31 +309,41 @@ internal sealed partial class AmpedFileServer : IDisposable
     /// The folder's first default document that is a regular file; a miss when none is; unavailable as soon as one
     /// cannot be looked up now (serving the next name instead would serve the wrong document).
     /// </summary>
-    private async ValueTask<Lookup> OpenDefaultDocumentAsync(EpollLoop loop, bool resumeOnThreadPool, string folder, CancellationToken aborted)
+    private async ValueTask<Lookup> OpenDefaultDocumentAsync(string folder, CancellationToken aborted)
     {
         foreach (var document in _options.DefaultFileNames)
         {
             var name = folder.Length == 0 ? document : folder + "/" + document;
-            var file = await OpenAsync(loop, resumeOnThreadPool, name, aborted);
-            if (file.IsRegularFile)
+            var file = AsFile(await OpenAsync(name, aborted), name);
+            if (file.Outcome != LookupOutcome.Miss)
             {
-                return Lookup.Found(file, name);
-            }
-            if (file.IsOpen)
-            {
-                _calls.Close(file.Fd);
-            }
-            else if (!IsLastingMiss(file.Errno))
-            {
-                return Lookup.Unavailable(file.Errno);
+                return file;
             }
         }
         return Lookup.Missing;
     }
 
     /// <summary>
-    /// A failed lookup that may be remembered as a miss: the path names nothing servable until something under the
-    /// root changes, which empties the cache.
+    /// What an open found at <paramref name="name"/>, served only if it is a regular file: the file, a lasting miss
+    /// (whatever else it opened, a folder say, is closed), or no answer for now.
+    /// </summary>
+    private Lookup AsFile(OpenedFile opened, string name)
+    {
+        if (opened.IsRegularFile)
+        {
+            return Lookup.Found(opened, name);
+        }
+        if (opened.IsOpen)
+        {
+            _calls.Close(opened.Fd);
+            return Lookup.Missing;
+        }
+        return IsLastingMiss(opened.Errno) ? Lookup.Missing : Lookup.Unavailable(opened.Errno);
+    }
+
+    /// <summary>
+    /// Whether a failed open may be remembered as a miss: the path names nothing servable until something under the
+    /// root changes, which empties the caches. Running out of fds or memory, or an I/O error, is not a lasting miss.
     /// </summary>
     private static bool IsLastingMiss(int errno) => Errnos.NamesNothing(errno);
 
@@ -394,23 +356,6 @@ internal sealed partial class AmpedFileServer : IDisposable
         }
         contentType = _options.DefaultContentType ?? "application/octet-stream";
         return _options.ServeUnknownFileTypes;
-    }
-
-    /// <summary>
-    /// The loop a disk call's completion goes to, and whether the request then resumes on the thread pool: the epoll
-    /// reactor that runs the request inline keeps it (AMPED: the request goes on where the loop is); the
-    /// middleware's own loop only runs completions and hands the request back to the thread pool, so that the app
-    /// (and its blocking calls) never runs there.
-    /// </summary>
-    private EpollLoop LoopForRequest(out bool resumeOnThreadPool)
-    {
-        if (EpollLoop.Current is { } reactor)
-        {
-            resumeOnThreadPool = false;
-            return reactor;
-        }
-        resumeOnThreadPool = true;
-        return _ownLoop.Value;
     }
 
     /// <summary>

@@ -12,7 +12,7 @@ public sealed class AmpedStaticFileOptions
     private int _metadataHelperThreads = 1;
     private int _dataHelperThreads = 4;
     private int _helperQueueCapacity = 1024;
-    private int _pathCacheEntries = 4096;
+    private int _missCacheEntries = 4096;
     private int _fileCacheEntries = 1024;
     private long _contentCacheBytes = 64 * 1024 * 1024;
     private long _maxCachedFileSize = 128 * 1024;
@@ -94,15 +94,15 @@ public sealed class AmpedStaticFileOptions
     }
 
     /// <summary>
-    /// The most request paths that name nothing this middleware serves (the app's other endpoints, missing files) it
-    /// remembers, so that such a request costs no disk call. Forgotten whenever something under the root changes.
-    /// 0 turns this cache off. Default: 4096.
+    /// The most paths that name nothing this middleware serves (the app's other endpoints, missing files, absent
+    /// precompressed siblings) it remembers in its miss cache, so that such a request costs no disk call. Forgotten
+    /// whenever something under the root changes. 0 turns this cache off. Default: 4096.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The value is negative.</exception>
-    public int PathCacheEntries
+    public int MissCacheEntries
     {
-        get => _pathCacheEntries;
-        set => _pathCacheEntries = NotNegative(value);
+        get => _missCacheEntries;
+        set => _missCacheEntries = NotNegative(value);
     }
 
     /// <summary>

@@ -15,8 +15,9 @@ internal abstract class DiskJob
 
 /// <summary>
 /// One call that may block, and its completion: <see cref="Execute"/> runs on a helper thread, and the result is
-/// handed back on the loop that posted the job, through the loop's work queue (and its eventfd when the loop is
-/// blocked). The awaiting request therefore resumes on its loop, as in Flash's AMPED design.
+/// handed back on the loop the job was prepared with, through the loop's work queue (and its eventfd when the loop
+/// is blocked), as in Flash's AMPED design. <see cref="DiskDispatcher"/> decides which loop, and where the awaiting
+/// request resumes.
 /// </summary>
 internal abstract class DiskJob<T> : DiskJob, IValueTaskSource<T>
 {
@@ -36,9 +37,9 @@ internal abstract class DiskJob<T> : DiskJob, IValueTaskSource<T>
     protected abstract T Execute();
 
     /// <summary>
-    /// Arms the job for one run; the returned task completes on <paramref name="loop"/>. The awaiter resumes right
-    /// there (the epoll reactor that runs the request inline), or, with <paramref name="resumeOnThreadPool"/>, is
-    /// queued to the thread pool from there: a loop that only runs completions must never run the application.
+    /// Arms the job for one run, before <see cref="HelperPool.TryPost"/>; the returned task completes on
+    /// <paramref name="loop"/>. The awaiter resumes right there, or, with <paramref name="resumeOnThreadPool"/>, is
+    /// queued to the thread pool from there (<see cref="DiskDispatcher"/> says which).
     /// </summary>
     internal ValueTask<T> Prepare(EpollLoop loop, bool resumeOnThreadPool, CancellationToken cancellation)
     {

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using EpollTransport;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -40,32 +39,20 @@ internal sealed partial class HelperPool : IDisposable
     }
 
     /// <summary>
-    /// Queues <paramref name="job"/> for a helper; its task completes on <paramref name="loop"/>, and the awaiter
-    /// resumes there too unless <paramref name="resumeOnThreadPool"/>. Returns false, and leaves
-    /// <paramref name="completion"/> default, when the queue is full or the pool is stopping.
+    /// Queues <paramref name="job"/>, armed by <see cref="DiskJob{T}.Prepare"/>, for a helper of <paramref name="queue"/>.
+    /// False when the queue is full or the pool is stopping: then no helper sees the job, nobody awaits it, and it
+    /// stays reusable as it is.
     /// </summary>
-    public bool TryPost<T>(DiskJob<T> job, DiskQueue queue, EpollLoop loop, bool resumeOnThreadPool, CancellationToken cancellation,
-        out ValueTask<T> completion)
+    public bool TryPost(DiskJob job, DiskQueue queue)
     {
-        var pending = job.Prepare(loop, resumeOnThreadPool, cancellation);
-        var target = queue == DiskQueue.Metadata ? _metadata : _data;
-        bool added;
         try
         {
-            added = target.TryAdd(job);
+            return (queue == DiskQueue.Metadata ? _metadata : _data).TryAdd(job);
         }
         catch (InvalidOperationException)
         {
-            added = false; // CompleteAdding was called: the pool is stopping.
+            return false; // CompleteAdding was called: the pool is stopping.
         }
-        if (!added)
-        {
-            // No helper saw the job and nobody awaits it: it stays reusable as it is.
-            completion = default;
-            return false;
-        }
-        completion = pending;
-        return true;
     }
 
     /// <summary>Jobs waiting in <paramref name="queue"/> (not the ones running).</summary>

@@ -5,10 +5,12 @@ namespace StaticFiles.Amped.Disk;
 /// <summary><c>openat2</c> beneath the root, then <c>statx</c> of the fd: both may block on a cold disk.</summary>
 internal sealed class OpenFileJob(IFileCalls calls, int rootFd, string relativePath) : DiskJob<OpenedFile>
 {
-    protected override OpenedFile Execute()
+    protected override OpenedFile Execute() => Open(calls, rootFd, relativePath);
+
+    /// <summary>The open and <c>statx</c>, waiting for the disk if need be (on a helper, or in <see cref="AmpedMode.Sped"/>).</summary>
+    public static OpenedFile Open(IFileCalls calls, int rootFd, string relativePath)
     {
-        // "." opens the root itself; openat2 rejects an empty path.
-        var opened = calls.OpenBeneath(rootFd, relativePath.Length == 0 ? "." : relativePath);
+        var opened = calls.OpenBeneath(rootFd, PathArgument(relativePath));
         if (!opened.IsSuccess)
         {
             return OpenedFile.Failed(opened.Errno);
@@ -22,9 +24,6 @@ internal sealed class OpenFileJob(IFileCalls calls, int rootFd, string relativeP
         return new OpenedFile(opened.IntValue, 0, statx);
     }
 
-    /// <summary>The same call on the calling thread (<see cref="AmpedMode.Sped"/>).</summary>
-    public OpenedFile ExecuteHere() => Execute();
-
     /// <summary>
     /// The open on the loop, when the kernel can answer it from its dentry cache (<c>RESOLVE_CACHED</c>), as
     /// <c>RWF_NOWAIT</c> does for data: a hot path costs no helper round trip. False when the walk would need the
@@ -32,7 +31,7 @@ internal sealed class OpenFileJob(IFileCalls calls, int rootFd, string relativeP
     /// </summary>
     public static bool TryOpenCached(IFileCalls calls, int rootFd, string relativePath, out OpenedFile file)
     {
-        var opened = calls.OpenBeneathCached(rootFd, relativePath.Length == 0 ? "." : relativePath);
+        var opened = calls.OpenBeneathCached(rootFd, PathArgument(relativePath));
         if (!opened.IsSuccess)
         {
             // A cached answer that the path names nothing is as good as the helper's; anything else is asked again.
@@ -48,4 +47,8 @@ internal sealed class OpenFileJob(IFileCalls calls, int rootFd, string relativeP
         file = new OpenedFile(opened.IntValue, 0, statx);
         return true;
     }
+
+
+    /// <summary>"." opens the root itself; <c>openat2</c> rejects an empty path.</summary>
+    private static string PathArgument(string relativePath) => relativePath.Length == 0 ? "." : relativePath;
 }

@@ -48,7 +48,7 @@ public sealed class DisposalTests : IAsyncLifetime
         // The read returns only when the test ends: for the host, it never does.
         using var disk = new ScriptedDisk { SlowFile = "stuck.bin", ReadLimit = 2 * WaitLimit };
         var client = await _host.StartAsync(new AmpedStaticFileOptions { ServeUnknownFileTypes = true }, disk, logger: _log);
-        _host.Files.Helpers!.StopTimeout = TimeSpan.FromMilliseconds(100);
+        _host.Files.Disk.Helpers!.StopTimeout = TimeSpan.FromMilliseconds(100);
         _ = client.GetAsync("/stuck.bin");
         await disk.ReadWaiting.WaitAsync(WaitLimit);
 
@@ -68,7 +68,7 @@ public sealed class DisposalTests : IAsyncLifetime
         File.WriteAllBytes(_host.PathOf("late.bin"), RandomNumberGenerator.GetBytes(64 * 1024));
         using var disk = new ScriptedDisk { SlowFile = "late.bin", ReadLimit = 2 * WaitLimit };
         var client = await _host.StartAsync(new AmpedStaticFileOptions { ServeUnknownFileTypes = true, FileCacheEntries = 0 }, disk, logger: _log);
-        _host.Files.Helpers!.StopTimeout = TimeSpan.FromMilliseconds(100);
+        _host.Files.Disk.Helpers!.StopTimeout = TimeSpan.FromMilliseconds(100);
         var request = client.GetAsync("/late.bin");
         await disk.ReadWaiting.WaitAsync(WaitLimit);
         await _host.StopAsync().WaitAsync(WaitLimit);

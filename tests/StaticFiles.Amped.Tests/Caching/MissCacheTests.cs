@@ -45,7 +45,7 @@ public sealed class MissCacheTests : IAsyncLifetime
     [Fact]
     public async Task AFullCacheStopsLearningInsteadOfGrowing()
     {
-        var client = await StartAsync(new AmpedStaticFileOptions { PathCacheEntries = 2 });
+        var client = await StartAsync(new AmpedStaticFileOptions { MissCacheEntries = 2 });
         foreach (var path in new[] { "/a", "/b", "/c" })
         {
             await client.GetStringAsync(path);
@@ -62,7 +62,7 @@ public sealed class MissCacheTests : IAsyncLifetime
     [Fact]
     public async Task ZeroEntriesTurnsTheCacheOff()
     {
-        var client = await StartAsync(new AmpedStaticFileOptions { PathCacheEntries = 0 });
+        var client = await StartAsync(new AmpedStaticFileOptions { MissCacheEntries = 0 });
         await client.GetStringAsync("/plaintext");
         var lookups = _host.Files.Lookups;
 

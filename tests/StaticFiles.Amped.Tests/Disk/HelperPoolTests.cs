@@ -69,7 +69,11 @@ public class HelperPoolTests
         // One job fits in the queue behind the running one; the next is refused.
         var queued = PostAndResumeAsync(loop, pool, new FuncJob(() => ""), DiskQueue.Data);
         var refused = new FuncJob(() => "");
-        var posted = await OnLoopAsync(loop, () => pool.TryPost(refused, DiskQueue.Data, loop, resumeOnThreadPool: false, CancellationToken.None, out _));
+        var posted = await OnLoopAsync(loop, () =>
+        {
+            _ = refused.Prepare(loop, resumeOnThreadPool: false, CancellationToken.None);
+            return pool.TryPost(refused, DiskQueue.Data);
+        });
 
         Assert.False(posted);
         Assert.Equal(1, pool.Queued(DiskQueue.Data));
@@ -136,7 +140,8 @@ public class HelperPoolTests
         {
             try
             {
-                Assert.True(pool.TryPost(job, queue, loop, resumeOnThreadPool: false, cancellation, out var completion));
+                var completion = job.Prepare(loop, resumeOnThreadPool: false, cancellation);
+                Assert.True(pool.TryPost(job, queue));
                 job.LastResult = await completion;
                 resumed.SetResult(Thread.CurrentThread.Name);
             }

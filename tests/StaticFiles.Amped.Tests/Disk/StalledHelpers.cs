@@ -23,7 +23,7 @@ internal sealed class StalledHelpers : IAsyncDisposable
     public static async Task<StalledHelpers> StartAsync(AmpedFileServer files, DiskQueue queue)
     {
         var stalled = new StalledHelpers(EpollLoop.Start("test-stalled"));
-        var helpers = files.Helpers ?? throw new InvalidOperationException("The server has no helpers (Sped mode).");
+        var helpers = files.Disk.Helpers ?? throw new InvalidOperationException("The server has no helpers (Sped mode).");
         var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await stalled.PostAsync(helpers, queue, () =>
         {
@@ -56,7 +56,9 @@ internal sealed class StalledHelpers : IAsyncDisposable
         var posted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _loop.Schedule(_ =>
         {
-            if (helpers.TryPost(new CallJob(call), queue, _loop, resumeOnThreadPool: false, CancellationToken.None, out var completion))
+            var job = new CallJob(call);
+            var completion = job.Prepare(_loop, resumeOnThreadPool: false, CancellationToken.None);
+            if (helpers.TryPost(job, queue))
             {
                 _completions.Add(completion);
                 posted.SetResult();

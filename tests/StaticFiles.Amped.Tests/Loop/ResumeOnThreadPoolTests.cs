@@ -22,7 +22,7 @@ public sealed class ResumeOnThreadPoolTests : IDisposable
         File.WriteAllText(Path.Combine(_root, "file.txt"), "file");
         // Every open goes to a helper, and no miss is remembered: each request below resumes from a completion.
         using var disk = new ScriptedDisk { ColdDentries = true };
-        using var files = new AmpedFileServer(new AmpedStaticFileOptions { PathCacheEntries = 0 }, _root, NullLogger.Instance, disk);
+        using var files = new AmpedFileServer(new AmpedStaticFileOptions { MissCacheEntries = 0 }, _root, NullLogger.Instance, disk);
         string? servedOn = null;
         await using var host = await KestrelHost.StartAsync(KestrelHost.Epoll, app =>
         {
@@ -44,7 +44,7 @@ public sealed class ResumeOnThreadPoolTests : IDisposable
     {
         File.WriteAllText(Path.Combine(_root, "file.txt"), "file");
         using var disk = new ScriptedDisk { ColdDentries = true };
-        using var files = new AmpedFileServer(new AmpedStaticFileOptions { PathCacheEntries = 0 }, _root, NullLogger.Instance, disk);
+        using var files = new AmpedFileServer(new AmpedStaticFileOptions { MissCacheEntries = 0 }, _root, NullLogger.Instance, disk);
         using var gate = new ManualResetEventSlim();
         var blocking = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var unblocked = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -12,7 +12,7 @@ public sealed class OptionsValidationTests
         { nameof(AmpedStaticFileOptions.DataHelperThreads), o => o.DataHelperThreads = 0 },
         { nameof(AmpedStaticFileOptions.HelperQueueCapacity), o => o.HelperQueueCapacity = 0 },
         { nameof(AmpedStaticFileOptions.MaxRanges), o => o.MaxRanges = 0 },
-        { nameof(AmpedStaticFileOptions.PathCacheEntries), o => o.PathCacheEntries = -1 },
+        { nameof(AmpedStaticFileOptions.MissCacheEntries), o => o.MissCacheEntries = -1 },
         { nameof(AmpedStaticFileOptions.FileCacheEntries), o => o.FileCacheEntries = -1 },
         { nameof(AmpedStaticFileOptions.ContentCacheBytes), o => o.ContentCacheBytes = -1 },
         { nameof(AmpedStaticFileOptions.MaxCachedFileSize), o => o.MaxCachedFileSize = -1 },
@@ -25,7 +25,7 @@ public sealed class OptionsValidationTests
         o => o.DataHelperThreads = 1,
         o => o.HelperQueueCapacity = 1,
         o => o.MaxRanges = 1,
-        o => o.PathCacheEntries = 0,
+        o => o.MissCacheEntries = 0,
         o => o.FileCacheEntries = 0,
         o => o.ContentCacheBytes = 0,
         o => o.MaxCachedFileSize = 0,
@@ -55,6 +55,6 @@ public sealed class OptionsValidationTests
 
         Assert.Equal((1, 4, 1024, 16), (options.MetadataHelperThreads, options.DataHelperThreads, options.HelperQueueCapacity, options.MaxRanges));
         Assert.Equal((4096, 1024, 64L * 1024 * 1024, 128L * 1024),
-            (options.PathCacheEntries, options.FileCacheEntries, options.ContentCacheBytes, options.MaxCachedFileSize));
+            (options.MissCacheEntries, options.FileCacheEntries, options.ContentCacheBytes, options.MaxCachedFileSize));
     }
 }

@@ -30,7 +30,7 @@ public sealed class RootSwapTests : IAsyncLifetime
     [InlineData(false)]
     public async Task TheNewReleaseIsServedOnceTheRootSymlinkIsSwapped(bool caches)
     {
-        var options = caches ? new AmpedStaticFileOptions() : new AmpedStaticFileOptions { PathCacheEntries = 0, FileCacheEntries = 0 };
+        var options = caches ? new AmpedStaticFileOptions() : new AmpedStaticFileOptions { MissCacheEntries = 0, FileCacheEntries = 0 };
         var client = await _host.StartAsync(options, root: "current");
         Assert.Equal("release one", await client.GetStringAsync("/a.txt"));
         // A miss, which the negative cache (when on) now remembers.
@@ -48,7 +48,7 @@ public sealed class RootSwapTests : IAsyncLifetime
     public async Task AnOpenInFlightDuringTheSwapFinishesBeneathTheOldRootWhichClosesAfterIt()
     {
         using var disk = new ParkedOpen("a.txt");
-        var options = new AmpedStaticFileOptions { PathCacheEntries = 0, FileCacheEntries = 0 };
+        var options = new AmpedStaticFileOptions { MissCacheEntries = 0, FileCacheEntries = 0 };
         var client = await _host.StartAsync(options, disk, root: "current");
         var request = client.GetAsync("/a.txt");
         await disk.Parked.WaitAsync(WaitLimit);
