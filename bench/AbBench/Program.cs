@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
@@ -11,27 +12,26 @@ namespace AbBench;
 /// <summary>Entry point: parses the options, checks the tools, gets the app, runs the scenarios.</summary>
 internal static class Program
 {
-    private const string InstallCommand = "apt-get install -y wrk nghttp2-client";
     private const string SolutionFile = "EpollTransport.sln";
 
     private static async Task<int> Main(string[] args)
     {
-        Options options;
-        try
+        var parsed = BenchCommand.Create().Parse(args);
+        if (parsed.Errors.Count > 0)
         {
-            options = Options.Parse(args);
-        }
-        catch (UsageException e)
-        {
-            Console.Error.WriteLine($"AbBench: {e.Message}");
+            foreach (var error in parsed.Errors)
+            {
+                Console.Error.WriteLine($"AbBench: {error.Message}");
+            }
             Console.Error.WriteLine("Run with --help for usage.");
             return 2;
         }
-        if (options.ShowHelp)
+        // The root command has no action of its own: an action here is --help's or --version's.
+        if (parsed.Action is not null)
         {
-            Console.Write(Options.Usage);
-            return 0;
+            return await parsed.InvokeAsync();
         }
+        var options = BenchCommand.Bind(parsed, args);
 
         using var interrupted = new CancellationTokenSource();
         void Interrupt(string what)
@@ -89,7 +89,7 @@ internal static class Program
 
     private static async Task<int> RunAsync(Options options, CancellationToken ct)
     {
-        await EnsureToolsAsync(options, ct);
+        EnsureTools(options);
 
         var repoRoot = FindRepoRoot(Environment.CurrentDirectory) ?? FindRepoRoot(AppContext.BaseDirectory);
         var (appPath, appDescription) = await GetAppAsync(options, repoRoot, ct);
@@ -109,8 +109,10 @@ internal static class Program
             ? ticks
             : 100;
 
+        using var progress = new Progress();
         var context = new BenchContext
         {
+            Progress = progress,
             Options = options,
             RepoRoot = repoRoot,
             AppPath = appPath,
@@ -129,7 +131,7 @@ internal static class Program
         {
             try
             {
-                var result = await Scenarios.RunAsync(context, scenario);
+                var result = await Runner.RunAsync(context, scenario);
                 result.FinishedUtc = DateTime.UtcNow;
                 Report.Print(result);
                 if (!options.NoSave)
@@ -142,9 +144,9 @@ internal static class Program
             {
                 Console.Error.WriteLine();
                 Console.Error.WriteLine(e is RefusedException
-                    ? $"REFUSED: {scenario}: {e.Message}\nNo figures reported and no result file written for {scenario}."
-                    : $"FAILED: {scenario}: {e.Message}\nNo result file written for {scenario}.");
-                failed.Add(scenario);
+                    ? $"REFUSED: {scenario.Name}: {e.Message}\nNo figures reported and no result file written for {scenario.Name}."
+                    : $"FAILED: {scenario.Name}: {e.Message}\nNo result file written for {scenario.Name}.");
+                failed.Add(scenario.Name);
             }
         }
 
@@ -155,36 +157,23 @@ internal static class Program
         return failed.Count == 0 ? 0 : 1;
     }
 
-    /// <summary>taskset and prlimit must exist; wrk and h2load are installed when running as root.</summary>
-    private static async Task EnsureToolsAsync(Options options, CancellationToken ct)
+    /// <summary>
+    /// taskset and prlimit must exist, and the load generators the scenarios use; for a missing one the harness says
+    /// how to install it and exits, rather than changing the machine itself.
+    /// </summary>
+    private static void EnsureTools(Options options)
     {
         var missingUtil = new[] { "taskset", "prlimit" }.Where(t => Processes.FindOnPath(t) is null).ToArray();
         if (missingUtil.Length > 0)
         {
-            throw new BenchException($"{string.Join(" and ", missingUtil)} not found; they come with util-linux: apt-get install -y util-linux", 2);
+            throw new BenchException($"{string.Join(" and ", missingUtil)} not found; they come with util-linux. Install it as root with:\napt-get install -y util-linux", 2);
         }
-
-        string[] Missing() =>
-        [
-            .. options.Scenarios.Any(Scenarios.NeedsWrk) && Processes.FindOnPath("wrk") is null ? ["wrk"] : Array.Empty<string>(),
-            .. options.Scenarios.Any(Scenarios.NeedsH2Load) && Processes.FindOnPath("h2load") is null ? ["h2load"] : Array.Empty<string>(),
-        ];
-        var missing = Missing();
-        if (missing.Length == 0)
+        var missing = new (LoadTool Tool, string Command, string Package)[] { (LoadTool.Wrk, "wrk", "wrk"), (LoadTool.H2Load, "h2load", "nghttp2-client") }
+            .Where(t => options.Scenarios.Any(s => s.Tool == t.Tool) && Processes.FindOnPath(t.Command) is null)
+            .ToArray();
+        if (missing.Length > 0)
         {
-            return;
-        }
-        if (!IsRoot())
-        {
-            throw new BenchException($"{string.Join(" and ", missing)} not found. Install {(missing.Length == 1 ? "it" : "them")} as root with:\n{InstallCommand}", 2);
-        }
-
-        Console.WriteLine($"{string.Join(" and ", missing)} not found; running as root, so installing: {InstallCommand}");
-        var install = Processes.Start(new ProcessStartInfo("apt-get") { ArgumentList = { "install", "-y", "wrk", "nghttp2-client" } });
-        await Processes.WaitForExitAsync(install, TimeSpan.FromMinutes(10), $"{InstallCommand} did not finish within 10 minutes.", 2, ct);
-        if (Missing() is { Length: > 0 } still)
-        {
-            throw new BenchException($"{string.Join(" and ", still)} still not found after `{InstallCommand}` (exit code {install.ExitCode}); try `apt-get update` first.", 2);
+            throw new BenchException($"{string.Join(" and ", missing.Select(t => t.Command))} not found. Install {(missing.Length == 1 ? "it" : "them")} as root with:\napt-get install -y {string.Join(' ', missing.Select(t => t.Package))}", 2);
         }
     }
 

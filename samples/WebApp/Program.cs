@@ -1,4 +1,6 @@
+using EpollTransport;
 using Microsoft.Extensions.FileProviders;
+using Microsoft.Extensions.Options;
 using StaticFiles.Amped;
 using WebApp;
 
@@ -32,10 +34,19 @@ var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
 // The slim builder leaves HTTPS out; this brings back https:// URLs and Kestrel:Certificates from configuration.
 builder.WebHost.UseKestrelHttpsConfiguration();
 
+// Every option under test is reachable without a rebuild: --EpollTransport:ReadBudgetPerTurn 16384 and
+// --AmpedStaticFiles:FileCacheEntries 0 reach the options through configuration, like any ASP.NET Core setting.
 switch (commandLine.Transport)
 {
     case TransportKind.Epoll:
-        builder.WebHost.UseEpollTransport(options => options.UnsafePreferInlineScheduling = commandLine.Inline);
+        builder.WebHost.UseEpollTransport(builder.Configuration.GetSection(SampleConfiguration.EpollTransportSection), options =>
+        {
+            // The flag turns inline scheduling on; without it the configuration's value stands.
+            if (commandLine.Inline)
+            {
+                options.UnsafePreferInlineScheduling = true;
+            }
+        });
         break;
     case TransportKind.Sockets when commandLine.Inline:
         // CreateSlimBuilder already registers the Sockets transport; this only changes its options.
@@ -50,7 +61,11 @@ if (!HostSettings.NameEndpoints(builder.Configuration))
 
 var app = builder.Build();
 
-SampleLog.Starting(app.Logger, commandLine.Transport.ToString().ToLowerInvariant(), commandLine.Inline ? "on" : "off",
+// On epoll the options say it, whether --inline or the EpollTransport section turned it on.
+var inline = commandLine.Transport == TransportKind.Epoll
+    ? app.Services.GetRequiredService<IOptions<EpollTransportOptions>>().Value.UnsafePreferInlineScheduling
+    : commandLine.Inline;
+SampleLog.Starting(app.Logger, commandLine.Transport.ToString().ToLowerInvariant(), inline ? "on" : "off",
     commandLine.Static.ToString().ToLowerInvariant(),
     commandLine.Static == StaticMode.Stock ? "UseStaticFiles" : "UseAmpedStaticFiles", commandLine.Root);
 
@@ -62,11 +77,12 @@ if (commandLine.Static == StaticMode.Stock)
 }
 else
 {
-    app.UseAmpedStaticFiles(new AmpedStaticFileOptions
-    {
-        RootPath = commandLine.Root,
-        Mode = commandLine.Static == StaticMode.Sped ? AmpedMode.Sped : AmpedMode.Amped,
-    });
+    var ampedOptions = new AmpedStaticFileOptions();
+    app.Configuration.GetSection(SampleConfiguration.AmpedStaticFilesSection).Bind(ampedOptions);
+    // --root and --static name the folder and the mode, whatever the section says.
+    ampedOptions.RootPath = commandLine.Root;
+    ampedOptions.Mode = commandLine.Static == StaticMode.Sped ? AmpedMode.Sped : AmpedMode.Amped;
+    app.UseAmpedStaticFiles(ampedOptions);
 }
 // Before the endpoints: it lets /ws accept WebSocket upgrades (HTTP/1.1) and extended CONNECT (HTTP/2).
 app.UseWebSockets();

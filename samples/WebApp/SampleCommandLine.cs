@@ -41,6 +41,9 @@ internal sealed class SampleCommandLine
           --urls http://127.0.0.1:8080
           --urls http://unix:/tmp/webapp.sock
           --Kestrel:EndpointDefaults:Protocols Http2
+          --EpollTransport:ReadBudgetPerTurn 16384     (any EpollTransportOptions property)
+          --AmpedStaticFiles:FileCacheEntries 0        (any AmpedStaticFileOptions property but RootPath
+                                                        and Mode, which --root and --static set)
         With no URL configured the sample listens on http://127.0.0.1:5000.
 
         Endpoints: GET /plaintext, GET /json, POST /echo (streams the request body back), and the static site.

@@ -1,5 +1,6 @@
 using EpollTransport;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -15,11 +16,20 @@ public static class WebHostBuilderEpollExtensions
     /// warning at startup and Kestrel keeps its Sockets transport.
     /// </summary>
     /// <param name="hostBuilder">The web host builder.</param>
-    /// <param name="configureOptions">Configures <see cref="EpollTransportOptions"/>; optional.</param>
     /// <returns>The web host builder, for chaining.</returns>
-    public static IWebHostBuilder UseEpollTransport(this IWebHostBuilder hostBuilder, Action<EpollTransportOptions>? configureOptions = null)
+    public static IWebHostBuilder UseEpollTransport(this IWebHostBuilder hostBuilder) => hostBuilder.UseEpollTransport(_ => { });
+
+    /// <summary>
+    /// Makes Kestrel serve through the epoll transport, as <see cref="UseEpollTransport(IWebHostBuilder)"/>, with
+    /// <see cref="EpollTransportOptions"/> set by <paramref name="configureOptions"/>.
+    /// </summary>
+    /// <param name="hostBuilder">The web host builder.</param>
+    /// <param name="configureOptions">Configures <see cref="EpollTransportOptions"/>.</param>
+    /// <returns>The web host builder, for chaining.</returns>
+    public static IWebHostBuilder UseEpollTransport(this IWebHostBuilder hostBuilder, Action<EpollTransportOptions> configureOptions)
     {
         ArgumentNullException.ThrowIfNull(hostBuilder);
+        ArgumentNullException.ThrowIfNull(configureOptions);
         return hostBuilder.ConfigureServices(services =>
         {
             if (!OperatingSystem.IsLinux())
@@ -28,15 +38,44 @@ public static class WebHostBuilderEpollExtensions
                 return;
             }
 
-            services.AddOptions<EpollTransportOptions>();
-            if (configureOptions is not null)
-            {
-                services.Configure(configureOptions);
-            }
+            services.AddOptions<EpollTransportOptions>().Configure(configureOptions);
             // Registered after Kestrel's own factory: Kestrel asks the last registered transport first, and
             // CanBind sends what epoll does not handle to the next one.
             services.AddSingleton<EpollTransportFactory>();
             services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<EpollTransportFactory>());
+        });
+    }
+
+    /// <summary>
+    /// Makes Kestrel serve through the epoll transport, as <see cref="UseEpollTransport(IWebHostBuilder)"/>,
+    /// with <see cref="EpollTransportOptions"/> bound from <paramref name="configuration"/>: each key names an option,
+    /// e.g. <c>ReadBudgetPerTurn</c> in the section <c>EpollTransport</c>, so that
+    /// <c>--EpollTransport:ReadBudgetPerTurn 16384</c> on the command line sets it. A value out of an option's range
+    /// throws <see cref="ArgumentOutOfRangeException"/> when the transport's options are first read.
+    /// </summary>
+    /// <param name="hostBuilder">The web host builder.</param>
+    /// <param name="configuration">The configuration section to bind, e.g. <c>builder.Configuration.GetSection("EpollTransport")</c>.</param>
+    /// <returns>The web host builder, for chaining.</returns>
+    public static IWebHostBuilder UseEpollTransport(this IWebHostBuilder hostBuilder, IConfiguration configuration) =>
+        hostBuilder.UseEpollTransport(configuration, _ => { });
+
+    /// <summary>
+    /// Makes Kestrel serve through the epoll transport with <see cref="EpollTransportOptions"/> bound from
+    /// <paramref name="configuration"/>, as <see cref="UseEpollTransport(IWebHostBuilder, IConfiguration)"/>, then
+    /// configured by <paramref name="configureOptions"/>, which therefore wins over the configuration.
+    /// </summary>
+    /// <param name="hostBuilder">The web host builder.</param>
+    /// <param name="configuration">The configuration section to bind, e.g. <c>builder.Configuration.GetSection("EpollTransport")</c>.</param>
+    /// <param name="configureOptions">Configures <see cref="EpollTransportOptions"/> after the binding.</param>
+    /// <returns>The web host builder, for chaining.</returns>
+    public static IWebHostBuilder UseEpollTransport(this IWebHostBuilder hostBuilder, IConfiguration configuration, Action<EpollTransportOptions> configureOptions)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(configureOptions);
+        return hostBuilder.UseEpollTransport(options =>
+        {
+            configuration.Bind(options);
+            configureOptions(options);
         });
     }
 

@@ -17,7 +17,8 @@ internal sealed partial class SampleProcess : IDisposable
     private readonly List<(string Text, TaskCompletionSource Seen)> _awaited = [];
 
     /// <param name="prlimit">Arguments for <c>prlimit</c> (e.g. <c>--nofile=400:400</c>); null runs dotnet directly.</param>
-    public SampleProcess(string? prlimit = null)
+    /// <param name="sampleArguments">More arguments for the sample, after its defaults (e.g. configuration keys).</param>
+    public SampleProcess(string? prlimit = null, params string[] sampleArguments)
     {
         var start = new ProcessStartInfo(prlimit is null ? "dotnet" : "prlimit")
         {
@@ -28,7 +29,7 @@ internal sealed partial class SampleProcess : IDisposable
         };
         // prlimit execs the command it is given: the child's pid is the server's either way.
         var arguments = prlimit is null ? new List<string>() : [prlimit, "dotnet"];
-        arguments.AddRange([Path.Combine(AppContext.BaseDirectory, "WebApp.dll"), "--urls", "http://127.0.0.1:0", "--transport", "epoll"]);
+        arguments.AddRange([Path.Combine(AppContext.BaseDirectory, "WebApp.dll"), "--urls", "http://127.0.0.1:0", "--transport", "epoll", .. sampleArguments]);
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);

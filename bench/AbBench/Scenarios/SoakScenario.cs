@@ -12,7 +12,7 @@ namespace AbBench;
 /// the fd count must come back to the same baseline every minute, and RSS must stop growing once the runtime has
 /// tiered up. Minute 1 is that warm-up; the verdict is judged from minute 2 to the last.
 /// </summary>
-internal static class SoakScenario
+internal sealed class SoakScenario : Scenario
 {
     private const int MinuteSeconds = 60;
     private const int FirstJudgedMinute = 2;
@@ -55,53 +55,91 @@ internal static class SoakScenario
 
     private static readonly string[] LoadNames = ["keep-alive", "close", "upload"];
 
-    public static async Task<ScenarioResult> RunAsync(BenchContext context)
+    public override string Name => "soak";
+
+    public override string Summary => "--soak-minutes of steady mixed load per variant, one server at a time (keep-alive GET /plaintext, Connection: close GET /css/site.css, POST /echo; three wrk): RSS, peak RSS, fd count, threads and CPU % each minute, and whether RSS and fds stay flat. Not part of all";
+
+    /// <summary>Not in all: it takes 20 minutes and looks for leaks rather than comparing.</summary>
+    public override bool InAll => false;
+
+    public override Task<ScenarioPlan> PlanAsync(BenchContext context)
     {
         var o = context.Options;
         var minutes = o.SoakMinutes;
-        var variants = o.VariantsGiven ? o.Variants : DefaultVariants;
+        var variants = o.VariantsOr(DefaultVariants);
         var siteFile = Path.Combine(Path.GetDirectoryName(context.AppPath) ?? "", "wwwroot", ClosePath.TrimStart('/'));
         if (!File.Exists(siteFile))
         {
             throw new BenchException($"the sample's site has no {ClosePath} next to {Path.GetFileName(context.AppPath)} ({siteFile}): the soak's close load serves it.");
         }
         var loads = Loads(context, new FileInfo(siteFile).Length);
-        Scenarios.CheckLoadFdLimit(context, loads.Sum(l => l.Connections));
+        context.CheckLoadFdLimit(loads.Sum(l => l.Connections));
 
         var result = new ScenarioResult("soak", $"{minutes} min of steady mixed load per variant: RSS and fd count per minute (three wrk)", variants);
         AddNotes(context, result, loads, minutes);
-        Scenarios.AddServerCommands(context, result, variants, []);
+        context.AddServerCommands(result, variants, []);
         result.Commands.Add(Wrk.DisplayCommand(context, loads[0], MinuteSeconds) + "   # each minute, at the same time as:");
         result.Commands.Add("taskset " + CommandLine.Join(CloseArguments(context, loads[1], "bench/AbBench/scripts/report.lua", $"http://127.0.0.1:<port>{ClosePath}")) + "   # and:");
         result.Commands.Add(Wrk.DisplayCommand(context, loads[2], MinuteSeconds));
-        Scenarios.PrintPlan(context, result, minutes * variants.Count, MinuteSeconds + 2);
 
-        var refusals = new Refusals(o.KeepGoing);
         var judged = new CaseResult($"minutes {FirstJudgedMinute}–{minutes} of steady load, each minute counted as a round", $"min {FirstJudgedMinute}–{minutes}",
             [KeepAliveRps, CloseRps, UploadRps, Metric.CpuPerRequest, RssMetric, FdsMetric], ["errors", "peak RSS", "threads", "CPU %"]);
-        var verdicts = new Table("variant", "fds after each minute", "RSS", "climb across the last half", "verdict") { TextColumns = 5 };
-        foreach (var variant in variants)
-        {
-            var samples = await Scenarios.Labelled($"soak {variant.Name}", () => SoakAsync(context, result, refusals, variant, loads));
-            foreach (var sample in samples.Where(s => s.Number >= FirstJudgedMinute))
-            {
-                judged.Runs.Add(sample.ToRun(variant.Name));
-            }
-            result.Extra.Add(new Section($"soak {variant.Name}: per minute, sampled after the minute's load ended and its connections closed", MinuteTable(samples), []));
-            verdicts.Add([variant.Name, .. Judge(samples)]);
-        }
-        refusals.ThrowIfAny();
+        var samples = variants.ToDictionary(v => v.Name, _ => new List<Sample>());
+        var ct = context.Cancellation;
 
-        if (minutes >= FirstJudgedMinute)
+        // Minute 0: the server just started, before any load.
+        async Task SampleIdleAsync(IServer server, Variant variant)
         {
-            result.Cases.Add(judged);
+            var sample = await SampleAsync(server, 0, [], cpuSeconds: 0, wallSeconds: 0, ct);
+            samples[variant.Name].Add(sample);
+            context.Progress.WriteLine(Line(variant, minutes, sample));
         }
-        result.Extra.Add(new Section($"Verdict: flat from minute {FirstJudgedMinute} to the last", verdicts,
-        [
-            $"Flat: the fd count after every minute at most {FdSlack} above minute {FirstJudgedMinute}'s; RSS at the last minute at most {Percent(RssGrowthLimit)} above minute {FirstJudgedMinute}'s; and neither rises at every minute of the last half of minutes {FirstJudgedMinute}–{minutes} (judged when that half holds {ClimbMinMinutes} minutes or more).",
-            "Minute 1 is the warm-up (the runtime tiers its code up, pools fill); minute 0 is the server just started, before any load.",
-        ]));
-        return result;
+
+        async Task<RunOutcome> MinuteAsync(IServer server, Variant variant, int minute)
+        {
+            var cpuBefore = server.ReadCpuTicks();
+            var clock = Stopwatch.StartNew();
+            var done = await Task.WhenAll(
+                Wrk.RunAsync(context, loads[0], server.Port, MinuteSeconds, ct),
+                RunCloseLoadAsync(context, loads[1], server.Port, ct),
+                Wrk.RunAsync(context, loads[2], server.Port, MinuteSeconds, ct));
+            var cpuTicks = server.ReadCpuTicks() - cpuBefore;
+            var wallSeconds = clock.Elapsed.TotalSeconds;
+            var sample = await SampleAsync(server, minute, done, cpuTicks / (double)context.ClockTicksPerSecond, wallSeconds, ct);
+            samples[variant.Name].Add(sample);
+            var problems = done.Select((r, i) => r.Problem() is { } p ? $"{LoadNames[i]}: {p}" : null).OfType<string>().ToArray();
+            return new RunOutcome(minute >= FirstJudgedMinute ? sample.ToRun(variant.Name) : null,
+                problems.Length == 0 ? null : string.Join("; ", problems), Line(variant, minutes, sample));
+        }
+
+        return Task.FromResult(new ScenarioPlan
+        {
+            Result = result,
+            Servers = [.. variants.Select(v => ServerSpec.Sample(context, v, []))],
+            Lifetime = ServerLifetime.OneAtATime,
+            AfterStart = SampleIdleAsync,
+            Cases = [new CasePlan(judged, MinuteAsync) { RoundName = "minute" }],
+            Rounds = minutes,
+            SecondsPerRun = MinuteSeconds + 2,
+            Finish = () =>
+            {
+                if (minutes < FirstJudgedMinute)
+                {
+                    result.Cases.Remove(judged);
+                }
+                var verdicts = new Table("variant", "fds after each minute", "RSS", "climb across the last half", "verdict") { TextColumns = 5 };
+                foreach (var variant in variants)
+                {
+                    result.Extra.Add(new Section($"soak {variant.Name}: per minute, sampled after the minute's load ended and its connections closed", MinuteTable(samples[variant.Name]), []));
+                    verdicts.Add([variant.Name, .. Judge(samples[variant.Name])]);
+                }
+                result.Extra.Add(new Section($"Verdict: flat from minute {FirstJudgedMinute} to the last", verdicts,
+                [
+                    $"Flat: the fd count after every minute at most {FdSlack} above minute {FirstJudgedMinute}'s; RSS at the last minute at most {Percent(RssGrowthLimit)} above minute {FirstJudgedMinute}'s; and neither rises at every minute of the last half of minutes {FirstJudgedMinute}–{minutes} (judged when that half holds {ClimbMinMinutes} minutes or more).",
+                    "Minute 1 is the warm-up (the runtime tiers its code up, pools fill); minute 0 is the server just started, before any load.",
+                ]));
+            },
+        });
     }
 
     /// <summary>The three loads of every minute: keep-alive, close (connection churn) and upload.</summary>
@@ -123,36 +161,6 @@ internal static class SoakScenario
         result.Notes.Add($"Each minute three wrk start together, each for {MinuteSeconds} s on the client CPUs with report.lua's counts: GET /plaintext keep-alive at {loads[0].Connections} connections; GET {ClosePath} of the sample's own site with `Connection: close` at {loads[1].Connections} connections (each request accepts and closes one connection; every response must carry at least the file's {loads[1].BodyBytes:N0} bytes); POST of 1 MiB to /echo (upload.lua) at {loads[2].Connections} connections. Any socket error or status >= 400 refuses the scenario");
         result.Notes.Add("After each minute's load has ended: the server's fd count (entries of /proc/PID/fd), read once it has not moved for 250 ms (the server closes the connections a little after wrk exits), then VmRSS, VmHWM (peak RSS) and Threads from /proc/PID/status. CPU % is the server's utime + stime over the minute's wall time, in % of one CPU; CPU µs/req is over the requests of all three loads");
         result.Notes.Add($"The standard tables use minutes {FirstJudgedMinute}–{minutes}, each minute as a round: a ratio compares the same minute of two variants' runs, which ran one after the other");
-    }
-
-    /// <summary>One variant's soak: a fresh server, minute 0 sampled, then each minute's loads and samples.</summary>
-    private static async Task<List<Sample>> SoakAsync(BenchContext context, ScenarioResult result, Refusals refusals, Variant variant, WrkLoad[] loads)
-    {
-        var ct = context.Cancellation;
-        var minutes = context.Options.SoakMinutes;
-        await using var server = await ServerProcess.StartAsync(context, variant.ArgList, http2: false, ct);
-        result.StartupLines.TryAdd(variant.Name, server.StartupLine ?? "n/a");
-        var samples = new List<Sample> { await SampleAsync(server, 0, [], cpuSeconds: 0, wallSeconds: 0, ct) };
-        Print(variant, minutes, samples[0]);
-        for (var minute = 1; minute <= minutes; minute++)
-        {
-            var cpuBefore = server.ReadCpuTicks();
-            var clock = Stopwatch.StartNew();
-            var done = await Task.WhenAll(
-                Wrk.RunAsync(context, loads[0], server.Port, MinuteSeconds, ct),
-                RunCloseLoadAsync(context, loads[1], server.Port, ct),
-                Wrk.RunAsync(context, loads[2], server.Port, MinuteSeconds, ct));
-            var cpuTicks = server.ReadCpuTicks() - cpuBefore;
-            var wallSeconds = clock.Elapsed.TotalSeconds;
-            var sample = await SampleAsync(server, minute, done, cpuTicks / (double)context.ClockTicksPerSecond, wallSeconds, ct);
-            samples.Add(sample);
-            Print(variant, minutes, sample);
-            for (var i = 0; i < done.Length; i++)
-            {
-                refusals.Check($"soak {variant.Name} minute {minute} {LoadNames[i]}", done[i].Problem());
-            }
-        }
-        return samples;
     }
 
     /// <summary>The close load: wrk with a <c>Connection: close</c> header, which the shared wrk runner does not pass.</summary>
@@ -184,7 +192,7 @@ internal static class SoakScenario
     ];
 
     /// <summary>The server's figures once the minute's connections are closed: fds first, then /proc/PID/status.</summary>
-    private static async Task<Sample> SampleAsync(ServerProcess server, int minute, WrkResult[] loads, double cpuSeconds, double wallSeconds, CancellationToken ct)
+    private static async Task<Sample> SampleAsync(IServer server, int minute, WrkResult[] loads, double cpuSeconds, double wallSeconds, CancellationToken ct)
     {
         var fds = await SettledFdCountAsync(server, ct);
         return new Sample(minute, loads, cpuSeconds, wallSeconds,
@@ -194,7 +202,7 @@ internal static class SoakScenario
     }
 
     /// <summary>The fd count once two readings <see cref="FdSettleStep"/> apart agree (or after 6 s, whatever it is then).</summary>
-    private static async Task<int> SettledFdCountAsync(ServerProcess server, CancellationToken ct)
+    private static async Task<int> SettledFdCountAsync(IServer server, CancellationToken ct)
     {
         await Task.Delay(FdSettleFirst, ct);
         var count = FdCount(server.Pid);
@@ -223,12 +231,12 @@ internal static class SoakScenario
         }
     }
 
-    private static void Print(Variant variant, int minutes, Sample s)
+    private static string Line(Variant variant, int minutes, Sample s)
     {
         var load = s.Loads.Length == 0 ? "no load yet"
             : string.Join("  ", s.Loads.Select((r, i) => $"{LoadNames[i]} {Fmt.Count(r.RequestsPerSecond)} req/s")) + $"  errors {Fmt.Count(s.Errors)}";
         var cpu = s.Loads.Length == 0 ? "" : $"  CPU {s.CpuPercent:0}%";
-        Console.WriteLine($"  soak {variant.Name} minute {s.Number}/{minutes}  {load}  RSS {Fmt.MiB(s.RssKiB)}  peak {Fmt.MiB(s.PeakRssKiB)}  fds {s.Fds}  threads {s.Threads}{cpu}");
+        return $"  soak {variant.Name} minute {s.Number}/{minutes}  {load}  RSS {Fmt.MiB(s.RssKiB)}  peak {Fmt.MiB(s.PeakRssKiB)}  fds {s.Fds}  threads {s.Threads}{cpu}";
     }
 
     private static Table MinuteTable(IEnumerable<Sample> samples)

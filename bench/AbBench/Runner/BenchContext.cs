@@ -31,8 +31,28 @@ internal sealed class BenchContext
 
     public required CancellationToken Cancellation { get; init; }
 
-    /// <summary>Refusals collected under --keep-going.</summary>
-    public List<string> Refusals { get; } = [];
+    /// <summary>The progress line, and the way to print while a scenario runs.</summary>
+    public required Progress Progress { get; init; }
+
+    /// <summary>Refuses to start a load of <paramref name="connections"/> that the open-file limits cannot hold.</summary>
+    public void CheckLoadFdLimit(int connections)
+    {
+        var limits = FdLimits.Read();
+        if (LoadNoFileLimit < connections + 100 || limits.Soft < connections + 200)
+        {
+            throw new BenchException(
+                $"{connections} connections need about {connections + 200} open files, but the hard limit is {limits.Hard} (and the load generator gets {LoadNoFileLimit}). Raise it (ulimit -Hn, /etc/security/limits.conf) or use fewer --connections.");
+        }
+    }
+
+    /// <summary>How each variant's server is started, for the result file: the app, its arguments, then <paramref name="extraArgs"/>.</summary>
+    public void AddServerCommands(ScenarioResult result, IEnumerable<Variant> variants, IReadOnlyList<string> extraArgs)
+    {
+        foreach (var v in variants)
+        {
+            result.Commands.Add(ServerProcess.DisplayCommand(this, [.. v.ArgList, .. extraArgs]) + $"   # {v.Name}");
+        }
+    }
 }
 
 /// <summary>Facts about the machine and the source tree, for the result file.</summary>

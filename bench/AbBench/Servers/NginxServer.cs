@@ -24,6 +24,8 @@ internal sealed class NginxServer : ServedProcess
         _errorLog = errorLog;
     }
 
+    public override string StartupLine => "master_process off, worker_processes 1, sendfile on, access_log off";
+
     /// <summary>/usr/sbin/nginx, else nginx on PATH; null if there is none.</summary>
     public static string? Find() => File.Exists("/usr/sbin/nginx") ? "/usr/sbin/nginx" : Processes.FindOnPath("nginx");
 

@@ -287,7 +287,7 @@ internal static partial class Report
         md.AppendLine();
         md.AppendLine("| Scenario | Result | Chart |");
         md.AppendLine("|---|---|---|");
-        var order = Options.ScenarioNames.ToList();
+        var order = ScenarioRegistry.All.Select(s => s.Name).ToList();
         foreach (var (scenario, file) in latest.OrderBy(p => order.IndexOf(p.Key) is var i && i < 0 ? int.MaxValue : i).ThenBy(p => p.Key, StringComparer.Ordinal))
         {
             var svg = Path.ChangeExtension(file, ".svg");

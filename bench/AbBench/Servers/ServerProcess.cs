@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
@@ -17,6 +16,8 @@ internal sealed class ServerProcess : ServedProcess
 
     private readonly string _appPath;
 
+    private string? _startupLine;
+
     private ServerProcess(Process process, int port, string appPath)
         : base(process, port)
     {
@@ -24,7 +25,7 @@ internal sealed class ServerProcess : ServedProcess
     }
 
     /// <summary>The sample's own startup line, e.g. "Transport: epoll; inline scheduling: on", once logged.</summary>
-    public string? StartupLine { get; private set; }
+    public override string? StartupLine => _startupLine;
 
     /// <summary>How a server is started, for the result file (the port differs per run).</summary>
     public static string DisplayCommand(BenchContext context, IEnumerable<string> args) =>
@@ -62,41 +63,6 @@ internal sealed class ServerProcess : ServedProcess
         }
     }
 
-    /// <summary>
-    /// CPU ticks of the runtime's tiered-compilation worker threads, by thread id (none while the runtime has
-    /// nothing to tier up: the worker exits after a few idle seconds). Their growth says the JIT is still busy.
-    /// </summary>
-    public Dictionary<int, long> ReadTieringTicks()
-    {
-        var ticks = new Dictionary<int, long>();
-        string[] tasks;
-        try
-        {
-            tasks = Directory.GetDirectories($"/proc/{Pid}/task");
-        }
-        catch (IOException)
-        {
-            return ticks;
-        }
-        foreach (var task in tasks)
-        {
-            try
-            {
-                if (!File.ReadAllText(Path.Combine(task, "comm")).StartsWith(".NET Tiered", StringComparison.Ordinal))
-                {
-                    continue;
-                }
-                ticks[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] =
-                    ProcFiles.CpuTicks(File.ReadAllText(Path.Combine(task, "stat")));
-            }
-            catch (IOException)
-            {
-                // The thread exited between the listing and the read.
-            }
-        }
-        return ticks;
-    }
-
     /// <summary>The last lines the server printed.</summary>
     public string OutputTail()
     {
@@ -121,7 +87,7 @@ internal sealed class ServerProcess : ServedProcess
             }
         }
         var at = line.IndexOf("Transport: ", StringComparison.Ordinal);
-        if (at >= 0 && StartupLine is null)
+        if (at >= 0 && _startupLine is null)
         {
             // "Transport: X; inline scheduling: Y; static files: --static Z, served by M", without the folder the
             // line ends with: it names a place on this machine (a temporary one in the static and disk scenarios).
@@ -132,7 +98,7 @@ internal sealed class ServerProcess : ServedProcess
             {
                 kept.Add(parts[2][..from]);
             }
-            StartupLine = string.Join(';', kept);
+            _startupLine = string.Join(';', kept);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 
 namespace AbBench;
 
@@ -19,8 +20,45 @@ internal abstract class ServedProcess(Process process, int port) : IServer
 
     protected Process Process { get; } = process;
 
+    public abstract string? StartupLine { get; }
+
     /// <summary>The message for a server whose /proc entry could not be read: <paramref name="error"/>, and its last words.</summary>
     protected abstract string GoneMessage(string error);
+
+    /// <summary>
+    /// CPU ticks of the runtime's tiered-compilation worker threads, by thread id (none while the runtime has
+    /// nothing to tier up: the worker exits after a few idle seconds). Their growth says the JIT is still busy.
+    /// </summary>
+    public Dictionary<int, long> ReadTieringTicks()
+    {
+        var ticks = new Dictionary<int, long>();
+        string[] tasks;
+        try
+        {
+            tasks = Directory.GetDirectories($"/proc/{Pid}/task");
+        }
+        catch (IOException)
+        {
+            return ticks;
+        }
+        foreach (var task in tasks)
+        {
+            try
+            {
+                if (!File.ReadAllText(Path.Combine(task, "comm")).StartsWith(".NET Tiered", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                ticks[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] =
+                    ProcFiles.CpuTicks(File.ReadAllText(Path.Combine(task, "stat")));
+            }
+            catch (IOException)
+            {
+                // The thread exited between the listing and the read.
+            }
+        }
+        return ticks;
+    }
 
     public long ReadCpuTicks() => ProcFiles.CpuTicks(ReadProc("stat"));
 

@@ -11,7 +11,7 @@ namespace AbBench;
 /// helpers (AMPED) keeps serving the hot file from memory; the thread pool (stock) sits in between. Then the same
 /// two loads with everything cached, where the helpers must cost next to nothing.
 /// </summary>
-internal static class DiskScenario
+internal sealed class DiskScenario : Scenario
 {
     private const int DefaultConnections = 32;
     private const int HotSize = 4 * 1024;
@@ -47,7 +47,14 @@ internal static class DiskScenario
     private static readonly string[] Details =
         ["hot requests", "hot errors c/r/w/t", "cold files", "cold errors c/r/w/t", "cold set cached at start", "disk reads/s", "disk MiB/s"];
 
-    public static async Task<ScenarioResult> RunAsync(BenchContext context)
+    public override string Name => "disk";
+
+    public override string Summary => "the Flash paper's disk-bound test: a cached hot file and random files from a cold set on a throttled disk, at once (two wrk); then the same fully cached. Needs root (a cgroup v1 blkio throttle); not part of all";
+
+    /// <summary>Not in all: it needs root, changes the machine (a blkio cgroup, the page cache) and writes hundreds of MiB.</summary>
+    public override bool InAll => false;
+
+    public override async Task<ScenarioPlan> PlanAsync(BenchContext context)
     {
         var o = context.Options;
         var ct = context.Cancellation;
@@ -60,124 +67,101 @@ internal static class DiskScenario
             throw new BenchException($"{string.Join(", ", missing)} not found; the disk scenario needs coreutils (sync, dd, stat) and util-linux (fincore).", 2);
         }
         IReadOnlyList<int> connections = o.Connections ?? [DefaultConnections];
-        var warmup = o.Warmup(Scenarios.DefaultWarmupSeconds);
-        Scenarios.CheckLoadFdLimit(context, 2 * connections.Max());
-        var variants = o.VariantsGiven ? o.Variants : DefaultVariants;
+        var warmup = o.Warmup(WarmUp.DefaultMostSeconds);
+        context.CheckLoadFdLimit(2 * connections.Max());
+        var variants = o.VariantsOr(DefaultVariants);
         var coldFiles = Enumerable.Range(0, o.ColdFiles).Select(i => $"cold/{i.ToString("D5", CultureInfo.InvariantCulture)}.txt").ToArray();
         var coldBytes = (long)ColdSize * coldFiles.Length;
 
         var result = new ScenarioResult("disk",
             $"a cached {HotSize / 1024} KiB file and random files from a cold set of {coldFiles.Length:N0} × {ColdSize / 1024} KiB at once, on a disk throttled to {ThrottleReadIops} reads/s (two wrk)", variants);
 
-        using var site = TempSite.Create();
-        Console.WriteLine($"Writing the cold set: {coldFiles.Length:N0} files of {ColdSize / 1024} KiB ({Fmt.MiB(coldBytes / 1024.0)}) under {site.Folder}");
-        site.Write([HotFile], HotSize);
-        site.Write(coldFiles, ColdSize);
-        var device = await BlockDevice.OfAsync(site.Root, ct);
-        using var throttle = BlkioThrottle.Create(device, ThrottleReadIops, ThrottleReadBytesPerSecond);
-
-        AddNotes(context, result, connections, warmup, coldFiles.Length, device);
-        AddCommands(context, result, connections, coldFiles.Length, device);
-        var runs = connections.Count * 2 * o.Rounds * variants.Count;
-        // Per run: the warm-up, eviction and fincore (a few seconds), the measured load.
-        Scenarios.PrintPlan(context, result, runs, Scenarios.RunWarmupSeconds + 5 + o.DurationSeconds + variants.Count * Math.Min(warmup, 30) / runs);
-
-        var refusals = new Refusals(o.KeepGoing);
-        var servers = new List<ServerProcess>();
+        var resources = new List<IDisposable>();
         try
         {
-            foreach (var variant in variants)
+            var site = TempSite.Create();
+            resources.Add(site);
+            Console.WriteLine($"Writing the cold set: {coldFiles.Length:N0} files of {ColdSize / 1024} KiB ({Fmt.MiB(coldBytes / 1024.0)}) under {site.Folder}");
+            site.Write([HotFile], HotSize);
+            site.Write(coldFiles, ColdSize);
+            var device = await BlockDevice.OfAsync(site.Root, ct);
+            var throttle = BlkioThrottle.Create(device, ThrottleReadIops, ThrottleReadBytesPerSecond);
+            resources.Add(throttle);
+
+            AddNotes(context, result, connections, warmup, coldFiles.Length, device);
+            AddCommands(context, result, connections, coldFiles.Length, device);
+
+            var maxReadsPerSecond = 0.0;
+            async Task<RunOutcome> MeasureAsync(IServer server, Variant variant, int c, int round, bool diskBound)
             {
-                var server = await Scenarios.Labelled($"disk {variant.Name} start",
-                    () => ServerProcess.StartAsync(context, [.. variant.ArgList, "--root", site.Root], http2: false, ct));
-                servers.Add(server);
-                result.StartupLines.TryAdd(variant.Name, server.StartupLine ?? "n/a");
-                await Scenarios.Labelled($"disk {variant.Name} content check", async () =>
+                var (outcome, readsPerSecond) = await RunOnceAsync(context, site.Root, coldFiles, throttle, server, variant, c, round, diskBound);
+                if (diskBound)
                 {
-                    await ContentCheck.VerifyAsync(variant.Name, server.Port, site.Root, [HotFile, coldFiles[0]], ct);
-                    return true;
-                });
+                    maxReadsPerSecond = Math.Max(maxReadsPerSecond, readsPerSecond);
+                }
+                return outcome;
+            }
+            var cases = new List<CasePlan>();
+            foreach (var diskBound in (bool[])[true, false])
+            {
+                foreach (var c in connections)
+                {
+                    var name = diskBound ? "disk-bound" : "cached";
+                    var label = o.Connections is { Count: > 1 } ? $"{name} c={c}" : name;
+                    cases.Add(new CasePlan(new CaseResult(diskBound ? DiskBoundTitle(c) : CachedTitle(c), label, Metrics, Details),
+                        (server, variant, round) => MeasureAsync(server, variant, c, round, diskBound))
+                    {
+                        // Fully cached: the cold set is read once, by the harness (not throttled), and nothing evicts it again.
+                        BeforeAsync = diskBound || c != connections[0] ? null : () => LoadColdSetAsync(site.Root, coldFiles, ct),
+                    });
+                }
             }
 
             // Warmed up on the hot file alone, which is cached: the runtime tiers up at full speed, and nothing is
             // read from the disk before the servers are in the throttled group.
             var warmLoad = HotLoad(connections[0]);
-            var warmups = new List<string>();
-            for (var i = 0; i < servers.Count; i++)
+            var plan = new ScenarioPlan
             {
-                var label = $"disk {variants[i].Name} warm-up";
-                var seconds = await Scenarios.Labelled(label, () => Scenarios.WarmUpUntilSteadyAsync(context, servers[i], warmLoad, warmup));
-                Console.WriteLine($"  {label}: {seconds} s");
-                warmups.Add($"{variants[i].Name} {seconds} s");
-                throttle.Add(servers[i].Pid);
-            }
-            result.Notes.Add($"Warm-up until steady, hot file only at {warmLoad.Connections} connections: {string.Join(", ", warmups)}");
-
-            var maxReadsPerSecond = 0.0;
-            foreach (var c in connections)
-            {
-                maxReadsPerSecond = Math.Max(maxReadsPerSecond,
-                    await RunCaseAsync(context, result, refusals, site.Root, coldFiles, throttle, servers, c, diskBound: true));
-            }
-            result.Notes.Add($"The throttle as it counted the servers' disk reads (blkio.throttle.io_serviced): at most {maxReadsPerSecond:0} reads/s in a disk-bound run, against a limit of {ThrottleReadIops}");
-
-            // Fully cached: the cold set is read once, by the harness (not throttled), and nothing evicts it again.
-            await PageCache.LoadAsync(site.Root, coldFiles, ct);
-            var cached = await PageCache.ResidentBytesAsync(site.Root, coldFiles, ct);
-            if (cached < coldBytes * (1 - CacheTolerance))
-            {
-                throw new BenchException($"after reading the cold set, only {Fmt.MiB(cached / 1024.0)} of its {Fmt.MiB(coldBytes / 1024.0)} is in the page cache (fincore): too little memory for the fully cached case? Use fewer --cold-files.");
-            }
-            foreach (var c in connections)
-            {
-                await RunCaseAsync(context, result, refusals, site.Root, coldFiles, throttle, servers, c, diskBound: false);
-            }
+                Result = result,
+                Servers = [.. variants.Select(v => ServerSpec.Sample(context, v, ["--root", site.Root]))],
+                AfterStart = (server, variant) => ContentCheck.VerifyAsync(variant.Name, server.Port, site.Root, [HotFile, coldFiles[0]], ct),
+                WarmUp = new WarmUpPlan(warmup, $"hot file only at {warmLoad.Connections} connections", WarmUp.WrkWindow(context, warmLoad)),
+                AfterWarmUp = server => throttle.Add(server.Pid),
+                Cases = cases,
+                // Per run: the warm-up, eviction and fincore (a few seconds), the measured load.
+                SecondsPerRun = WarmUp.PerRunSeconds + 5 + o.DurationSeconds,
+                Finish = () =>
+                {
+                    result.Notes.Add($"The throttle as it counted the servers' disk reads (blkio.throttle.io_serviced): at most {maxReadsPerSecond:0} reads/s in a disk-bound run, against a limit of {ThrottleReadIops}");
+                    if (variants.Any(v => v.Name == Amped) && variants.Any(v => v.Name == Sped))
+                    {
+                        result.Extra.Add(Report.Versus(result, Sped, [Amped], $"{Amped} ÷ {Sped}, median of the per-round ratios (min–max)"));
+                    }
+                    result.Extra.Add(TargetsSection(result, connections));
+                },
+            };
+            plan.Resources.AddRange(resources);
+            return plan;
         }
-        finally
+        catch
         {
-            foreach (var server in servers)
+            foreach (var resource in Enumerable.Reverse(resources))
             {
-                await server.DisposeAsync();
+                resource.Dispose();
             }
+            throw;
         }
-        refusals.ThrowIfAny();
-
-        if (variants.Any(v => v.Name == Amped) && variants.Any(v => v.Name == Sped))
-        {
-            result.Extra.Add(Report.Versus(result, Sped, [Amped], $"{Amped} ÷ {Sped}, median of the per-round ratios (min–max)"));
-        }
-        result.Extra.Add(TargetsSection(result, connections));
-        return result;
     }
 
-    /// <summary>
-    /// One sub-result, disk-bound or fully cached, at one connection count: its rounds, variants interleaved.
-    /// Returns the most throttled reads per second a run saw.
-    /// </summary>
-    private static async Task<double> RunCaseAsync(BenchContext context, ScenarioResult result, Refusals refusals, string root,
-        string[] coldFiles, BlkioThrottle throttle, IReadOnlyList<ServerProcess> servers, int connections, bool diskBound)
+    private static async Task LoadColdSetAsync(string root, string[] coldFiles, CancellationToken ct)
     {
-        var o = context.Options;
-        var name = diskBound ? "disk-bound" : "cached";
-        var label = o.Connections is { Count: > 1 } ? $"{name} c={connections}" : name;
-        var results = new CaseResult(diskBound ? DiskBoundTitle(connections) : CachedTitle(connections), label, Metrics, Details);
-        result.Cases.Add(results);
-        var maxReadsPerSecond = 0.0;
-        for (var round = 1; round <= o.Rounds; round++)
+        var coldBytes = (long)ColdSize * coldFiles.Length;
+        await PageCache.LoadAsync(root, coldFiles, ct);
+        var cached = await PageCache.ResidentBytesAsync(root, coldFiles, ct);
+        if (cached < coldBytes * (1 - CacheTolerance))
         {
-            for (var i = 0; i < servers.Count; i++)
-            {
-                var (server, variant) = (servers[i], result.Variants[i]);
-                var runLabel = $"disk {label} round {round}/{o.Rounds} {variant.Name}";
-                var (run, problem, readsPerSecond) = await Scenarios.Labelled(runLabel,
-                    () => RunOnceAsync(context, root, coldFiles, throttle, server, variant, connections, round, diskBound));
-                maxReadsPerSecond = Math.Max(maxReadsPerSecond, readsPerSecond);
-                results.Runs.Add(run);
-                Scenarios.PrintRun(runLabel, results, run, problem);
-                refusals.Check(runLabel, problem);
-            }
+            throw new BenchException($"after reading the cold set, only {Fmt.MiB(cached / 1024.0)} of its {Fmt.MiB(coldBytes / 1024.0)} is in the page cache (fincore): too little memory for the fully cached case? Use fewer --cold-files.");
         }
-        return maxReadsPerSecond;
     }
 
     private static string DiskBoundTitle(int connections) =>
@@ -197,14 +181,14 @@ internal static class DiskScenario
     /// both), then for a disk-bound run the eviction of the cold set and its check, then both loads at once for
     /// the measured duration. Returns the run, its problem, and the throttled reads per second it saw.
     /// </summary>
-    private static async Task<(Run, string?, double)> RunOnceAsync(BenchContext context, string root, string[] coldFiles,
-        BlkioThrottle throttle, ServerProcess server, Variant variant, int connections, int round, bool diskBound)
+    private static async Task<(RunOutcome, double)> RunOnceAsync(BenchContext context, string root, string[] coldFiles,
+        BlkioThrottle throttle, IServer server, Variant variant, int connections, int round, bool diskBound)
     {
         var ct = context.Cancellation;
         var hot = HotLoad(connections);
         var cold = ColdLoad(connections, coldFiles.Length);
         WrkLoad[] warmLoads = diskBound ? [hot] : [hot, cold];
-        var warm = await Task.WhenAll(warmLoads.Select(load => Wrk.RunAsync(context, load, server.Port, Scenarios.RunWarmupSeconds, ct)));
+        var warm = await Task.WhenAll(warmLoads.Select(load => Wrk.RunAsync(context, load, server.Port, WarmUp.PerRunSeconds, ct)));
         if (warm.FirstOrDefault(w => w.Requests == 0) is { } failed)
         {
             throw new BenchException($"the warm-up failed completely: {failed.Problem()}");
@@ -220,7 +204,7 @@ internal static class DiskScenario
         {
             throw new BenchException($"{Fmt.MiB(resident / 1024.0)} of the cold set is still in the page cache after sync and dd iflag=nocache count=0 (fincore): cannot make the disk-bound case.");
         }
-        Console.WriteLine($"    cold set in the page cache at the start: {Fmt.MiB(resident / 1024.0)} of {Fmt.MiB(coldBytes / 1024.0)}");
+        context.Progress.WriteLine($"    cold set in the page cache at the start: {Fmt.MiB(resident / 1024.0)} of {Fmt.MiB(coldBytes / 1024.0)}");
 
         var readsBefore = throttle.Reads();
         var cpuBefore = server.ReadCpuTicks();
@@ -259,7 +243,7 @@ internal static class DiskScenario
         // details), not a reason to refuse. Statuses >= 400, short bodies or no hot response at all still are.
         var problems = new[] { h.Problem(socketErrors: !diskBound), k.Problem(socketErrors: !diskBound) }
             .Select((p, i) => p is null ? null : $"{(i == 0 ? "hot" : "cold")}: {p}").OfType<string>().ToArray();
-        return (run, problems.Length == 0 ? null : string.Join("; ", problems), reads / elapsed);
+        return (new RunOutcome(run, problems.Length == 0 ? null : string.Join("; ", problems)), reads / elapsed);
     }
 
     private static string Errors(WrkResult r) => $"{r.ConnectErrors}/{r.ReadErrors}/{r.WriteErrors}/{r.TimeoutErrors}";
@@ -269,10 +253,10 @@ internal static class DiskScenario
         var o = context.Options;
         result.Notes.Add($"Files generated for the run in a temporary folder on disk {device} and deleted after it: /{HotFile} ({HotSize:N0} bytes, the hot file, never dropped from the page cache) and /cold/00000.txt ... /cold/{coldFiles - 1:D5}.txt ({coldFiles:N0} × {ColdSize:N0} bytes, the cold set), text/plain");
         result.Notes.Add($"Slow disk: a cgroup v1 blkio group {BlkioThrottle.Hierarchy}/{BlkioThrottle.GroupName} limits reads from {device} to {ThrottleReadIops} operations/s and {ThrottleReadBytesPerSecond / (1024 * 1024)} MiB/s; each server is moved into it (all its threads) after its warm-up. The harness and wrk are not in it. Removed at the end");
-        result.Notes.Add(Scenarios.WarmupNote("wrk", warmup) + ", with the hot file alone as the load (cached: no disk read before the throttle)");
+        result.Notes.Add(WarmUp.Note("wrk", warmup) + ", with the hot file alone as the load (cached: no disk read before the throttle)");
         result.Notes.Add($"Each run, on the same two loads at once for {o.DurationSeconds} s, both wrk on the client CPUs with --timeout {LoadTimeoutSeconds}s: {connections.Max()} connection(s) on GET /{HotFile} (hot req/s and latency) and as many on random files of the cold set (scripts/random.lua, uniform; cold files/s). total req/s = hot + cold; CPU µs/req over both");
-        result.Notes.Add($"Disk-bound case, per run: {Scenarios.RunWarmupSeconds} s warm-up on the hot file only, then sync and `dd if=FILE iflag=nocache count=0` for every file of the cold set (posix_fadvise DONTNEED), checked with fincore (less than {CacheTolerance:P0} of the set may stay cached), then the measured loads. Socket errors (timeouts mostly) are reported, not refused; a status >= 400 or a short response is");
-        result.Notes.Add($"Fully cached case, after all disk-bound runs: the harness reads the cold set once (fincore: at least {1 - CacheTolerance:P0} cached) and nothing drops it; per run {Scenarios.RunWarmupSeconds} s warm-up with both loads, then the measured loads; any error refuses the run");
+        result.Notes.Add($"Disk-bound case, per run: {WarmUp.PerRunSeconds} s warm-up on the hot file only, then sync and `dd if=FILE iflag=nocache count=0` for every file of the cold set (posix_fadvise DONTNEED), checked with fincore (less than {CacheTolerance:P0} of the set may stay cached), then the measured loads. Socket errors (timeouts mostly) are reported, not refused; a status >= 400 or a short response is");
+        result.Notes.Add($"Fully cached case, after all disk-bound runs: the harness reads the cold set once (fincore: at least {1 - CacheTolerance:P0} cached) and nothing drops it; per run {WarmUp.PerRunSeconds} s warm-up with both loads, then the measured loads; any error refuses the run");
         result.Notes.Add($"Targets: disk-bound, {Amped} hot req/s at least 20× {result.Baseline}'s, hot p99 at most 0.1× {result.Baseline}'s and 0.2× {Sped}'s, cold files/s at least {result.Baseline}'s; fully cached, {Amped} total req/s at least 0.95× {Sped}'s");
     }
 
@@ -283,7 +267,7 @@ internal static class DiskScenario
         result.Commands.Add($"mkdir {group}");
         result.Commands.Add($"echo '{device} {ThrottleReadIops}' > {group}/blkio.throttle.read_iops_device");
         result.Commands.Add($"echo '{device} {ThrottleReadBytesPerSecond}' > {group}/blkio.throttle.read_bps_device");
-        Scenarios.AddServerCommands(context, result, result.Variants, ["--root", "<temp folder>/site"]);
+        context.AddServerCommands(result, result.Variants, ["--root", "<temp folder>/site"]);
         result.Commands.Add($"echo <server pid> > {group}/cgroup.procs   # each server, after its warm-up");
         foreach (var c in connections)
         {

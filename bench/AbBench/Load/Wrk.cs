@@ -95,4 +95,37 @@ internal static class Wrk
             Count("errors_status"), Count("errors_timeout"), values["p50_us"], values["p99_us"], values["mean_us"],
             Count("bytes"), load.BodyBytes);
     }
+
+    /// <summary>
+    /// One run on a warmed-up server: a short warm-up with the run's own load (not recorded), then the measured load,
+    /// with the server's CPU time read right before and after it and its peak RSS at the end.
+    /// </summary>
+    public static async Task<RunOutcome> MeasureAsync(BenchContext context, IServer server, Variant variant, WrkLoad load, int round)
+    {
+        var ct = context.Cancellation;
+        var w = await RunAsync(context, load, server.Port, WarmUp.PerRunSeconds, ct);
+        if (w.Requests == 0)
+        {
+            throw new BenchException($"the warm-up failed completely: {w.Problem()}");
+        }
+
+        var cpuBefore = server.ReadCpuTicks();
+        var r = await RunAsync(context, load, server.Port, context.Options.DurationSeconds, ct);
+        var cpuAfter = server.ReadCpuTicks();
+        var peakRss = server.ReadStatusKiB("VmHWM");
+
+        var cpuUs = (cpuAfter - cpuBefore) * 1e6 / context.ClockTicksPerSecond;
+        var run = new Run(variant.Name, round, new Dictionary<string, double>
+        {
+            [Metric.Rps.Key] = r.RequestsPerSecond,
+            [Metric.P50.Key] = r.P50Us,
+            [Metric.P99.Key] = r.P99Us,
+            [Metric.CpuPerRequest.Key] = r.Requests > 0 ? cpuUs / r.Requests : double.NaN,
+            [Metric.PeakRss.Key] = peakRss,
+        }, [Fmt.Count(r.Requests), $"{r.ConnectErrors}/{r.ReadErrors}/{r.WriteErrors}/{r.TimeoutErrors}", Fmt.Count(r.StatusErrors)]);
+        return new RunOutcome(run, r.Problem());
+    }
+
+    /// <summary>The detail columns of <see cref="MeasureAsync"/>'s runs.</summary>
+    public static readonly string[] Details = ["requests", "errors connect/read/write/timeout", "status >= 400"];
 }

@@ -7,7 +7,7 @@ namespace AbBench;
 /// stated against both. Same method as the other wrk scenarios: one server per variant, warmed up until steady,
 /// rounds interleaved, each run a short warm-up and the measured load.
 /// </summary>
-internal static class StaticScenario
+internal sealed class StaticScenario : Scenario
 {
     private const int DefaultConnections = 64;
     private const string Amped = "amped-epoll-inline";
@@ -32,15 +32,19 @@ internal static class StaticScenario
         new(Amped, "--transport epoll --inline --static amped"),
     ];
 
-    public static async Task<ScenarioResult> RunAsync(BenchContext context)
+    public override string Name => "static";
+
+    public override string Summary => "static files of 1 KiB, 64 KiB and 1 MiB, 64 connections (wrk): stock UseStaticFiles on Sockets vs UseAmpedStaticFiles on epoll, with nginx as a reference";
+
+    public override async Task<ScenarioPlan> PlanAsync(BenchContext context)
     {
         var o = context.Options;
         var ct = context.Cancellation;
         IReadOnlyList<int> connections = o.Connections ?? [DefaultConnections];
-        var warmup = o.Warmup(Scenarios.DefaultWarmupSeconds);
-        Scenarios.CheckLoadFdLimit(context, connections.Max());
+        var warmup = o.Warmup(WarmUp.DefaultMostSeconds);
+        context.CheckLoadFdLimit(connections.Max());
 
-        var dotnetVariants = o.VariantsGiven ? o.Variants : DefaultVariants;
+        var dotnetVariants = o.VariantsOr(DefaultVariants);
         if (dotnetVariants.Any(v => v.Name == NginxServer.VariantName))
         {
             throw new BenchException($"the variant name '{NginxServer.VariantName}' is the static scenario's reference server; name yours otherwise.", 2);
@@ -53,8 +57,8 @@ internal static class StaticScenario
         IReadOnlyList<Variant> variants = nginx is null ? dotnetVariants : [.. dotnetVariants, NginxServer.Variant];
 
         var result = new ScenarioResult("static", "GET of a static file of 1 KiB, 64 KiB or 1 MiB, HTTP/1.1 keep-alive (wrk)", variants);
-        result.Notes.Add(Scenarios.WarmupNote("wrk", warmup) + $", with the 1 KiB file as the load; nginx, which has no JIT, gets only the per-run warm-up");
-        result.Notes.Add($"{o.Rounds} round(s) per file size, variants interleaved; each run: {Scenarios.RunWarmupSeconds} s warm-up with its own load (not recorded), then {o.DurationSeconds} s measured; peak RSS is the server's VmHWM so far");
+        result.Notes.Add(WarmUp.Note("wrk", warmup) + $", with the 1 KiB file as the load; nginx, which has no JIT, gets only the per-run warm-up");
+        result.Notes.Add($"{o.Rounds} round(s) per file size, variants interleaved; each run: {WarmUp.PerRunSeconds} s warm-up with its own load (not recorded), then {o.DurationSeconds} s measured; peak RSS is the server's VmHWM so far");
         result.Notes.Add($"wrk threads: {o.LoadThreads}; connection counts: {string.Join(", ", connections)}");
         result.Notes.Add($"Files generated for the run in a temporary folder and deleted after it: {string.Join(", ", Files.Select(f => $"/{f.File} ({f.Size:N0} bytes)"))}, text/plain. Before any load every server must answer each with 200, text/plain and the exact bytes; in every run each response must have carried at least the file's size (wrk's bytes read ÷ responses)");
         result.Notes.Add(nginx is null
@@ -62,112 +66,73 @@ internal static class StaticScenario
             : $"nginx: {await NginxServer.VersionAsync(nginx, ct)}, one process (master_process off), sendfile on, access_log off, keepalive_requests 1000000, pinned like the .NET servers; its CPU time is that process's");
         result.Notes.Add($"Targets: {Amped} req/s at least {VersusStock["1 KiB"]}× {result.Baseline}'s for the 1 KiB and the 64 KiB file and {VersusStock["1 MiB"]}× for the 1 MiB file, and at least {VersusNginxAt1KiB}× nginx's for the 1 KiB file");
 
-        using var site = TempSite.Create();
-        foreach (var f in Files)
+        var site = TempSite.Create();
+        try
         {
-            site.Write([f.File], f.Size);
+            foreach (var f in Files)
+            {
+                site.Write([f.File], f.Size);
+            }
+        }
+        catch
+        {
+            site.Dispose();
+            throw;
         }
 
-        Scenarios.AddServerCommands(context, result, dotnetVariants, ["--root", "<temp folder>/site"]);
+        string[] rootArgs = ["--root", site.Root];
+        context.AddServerCommands(result, dotnetVariants, ["--root", "<temp folder>/site"]);
         if (nginx is not null)
         {
             result.Commands.Add(NginxServer.DisplayCommand(context));
             result.Commands.AddRange(NginxServer.Config("<temp folder>", "<temp folder>/site", 0, connections.Max() * 2 + 64)
                 .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => "#     " + line.Replace("listen 127.0.0.1:0", "listen 127.0.0.1:<port>", StringComparison.Ordinal)));
         }
+        var cases = new List<CasePlan>();
         foreach (var c in connections)
         {
             foreach (var f in Files)
             {
                 var load = Load(f, c);
-                result.Commands.Add(Wrk.DisplayCommand(context, load, Scenarios.RunWarmupSeconds) + "   # warm-up of each run");
+                result.Commands.Add(Wrk.DisplayCommand(context, load, WarmUp.PerRunSeconds) + "   # warm-up of each run");
                 result.Commands.Add(Wrk.DisplayCommand(context, load, o.DurationSeconds) + "   # measured");
+                var label = connections.Count == 1 ? f.Label : $"{f.Label} c={c}";
+                cases.Add(new CasePlan(
+                    new CaseResult(Title(f, c), label, [Metric.Rps, Metric.P50, Metric.P99, Metric.CpuPerRequest, Metric.PeakRss], Wrk.Details),
+                    (server, variant, round) => Wrk.MeasureAsync(context, server, variant, load, round)));
             }
         }
-        var runs = connections.Count * Files.Length * o.Rounds * variants.Count;
-        Scenarios.PrintPlan(context, result, runs, Scenarios.RunWarmupSeconds + o.DurationSeconds + 1 + dotnetVariants.Count * Math.Min(warmup, 30) / runs);
 
-        var refusals = new Refusals(o.KeepGoing);
         // In the order of the variants: the .NET servers, then nginx.
-        var servers = new List<IServer>();
-        var dotnetServers = new List<ServerProcess>();
-        try
-        {
-            foreach (var variant in dotnetVariants)
-            {
-                var server = await Scenarios.Labelled($"static {variant.Name} start",
-                    () => ServerProcess.StartAsync(context, [.. variant.ArgList, "--root", site.Root], http2: false, ct));
-                servers.Add(server);
-                dotnetServers.Add(server);
-                result.StartupLines.TryAdd(variant.Name, server.StartupLine ?? "n/a");
-            }
-            if (nginx is not null)
-            {
-                servers.Add(await Scenarios.Labelled("static nginx start",
-                    () => NginxServer.StartAsync(context, nginx, site.Folder, site.Root, connections.Max(), ct)));
-                result.StartupLines.TryAdd(NginxServer.VariantName, "master_process off, worker_processes 1, sendfile on, access_log off");
-            }
-            for (var i = 0; i < servers.Count; i++)
-            {
-                var label = $"static {variants[i].Name} content check";
-                await Scenarios.Labelled(label, async () =>
-                {
-                    await ContentCheck.VerifyAsync(variants[i].Name, servers[i].Port, site.Root, Files.Select(f => f.File), ct);
-                    return true;
-                });
-            }
-
-            var warmLoad = Load(Files[0], connections.Contains(DefaultConnections) ? DefaultConnections : connections[0]);
-            var warmups = new List<string>();
-            for (var i = 0; i < dotnetServers.Count; i++)
-            {
-                var label = $"static {variants[i].Name} warm-up";
-                var seconds = await Scenarios.Labelled(label, () => Scenarios.WarmUpUntilSteadyAsync(context, dotnetServers[i], warmLoad, warmup));
-                Console.WriteLine($"  {label}: {seconds} s");
-                warmups.Add($"{variants[i].Name} {seconds} s");
-            }
-            result.Notes.Add($"Warm-up until steady, 1 KiB file at {warmLoad.Connections} connections: {string.Join(", ", warmups)}");
-
-            foreach (var c in connections)
-            {
-                foreach (var f in Files)
-                {
-                    var load = Load(f, c);
-                    var label = connections.Count == 1 ? f.Label : $"{f.Label} c={c}";
-                    var results = new CaseResult(Title(f, c), label,
-                        [Metric.Rps, Metric.P50, Metric.P99, Metric.CpuPerRequest, Metric.PeakRss],
-                        ["requests", "errors connect/read/write/timeout", "status >= 400"]);
-                    result.Cases.Add(results);
-                    for (var round = 1; round <= o.Rounds; round++)
-                    {
-                        for (var i = 0; i < servers.Count; i++)
-                        {
-                            var runLabel = $"static {label} round {round}/{o.Rounds} {variants[i].Name}";
-                            var (run, problem) = await Scenarios.Labelled(runLabel, () => Scenarios.RunWrkOnceAsync(context, servers[i], variants[i], load, round));
-                            results.Runs.Add(run);
-                            Scenarios.PrintRun(runLabel, results, run, problem);
-                            refusals.Check(runLabel, problem);
-                        }
-                    }
-                }
-            }
-        }
-        finally
-        {
-            foreach (var server in servers)
-            {
-                await server.DisposeAsync();
-            }
-        }
-        refusals.ThrowIfAny();
-
+        var servers = dotnetVariants.Select(v => ServerSpec.Sample(context, v, rootArgs)).ToList();
         if (nginx is not null)
         {
-            result.Extra.Add(Report.Versus(result, NginxServer.VariantName, dotnetVariants.Select(v => v.Name),
-                "vs nginx: each .NET variant ÷ nginx, median of the per-round ratios (min–max)"));
+            servers.Add(new ServerSpec(NginxServer.Variant, async token => await NginxServer.StartAsync(context, nginx, site.Folder, site.Root, connections.Max(), token))
+            {
+                WarmsUp = false,
+            });
         }
-        result.Extra.Add(TargetsSection(result, connections));
-        return result;
+        var warmLoad = Load(Files[0], connections.Contains(DefaultConnections) ? DefaultConnections : connections[0]);
+        var plan = new ScenarioPlan
+        {
+            Result = result,
+            Servers = servers,
+            AfterStart = (server, variant) => ContentCheck.VerifyAsync(variant.Name, server.Port, site.Root, Files.Select(f => f.File), ct),
+            WarmUp = new WarmUpPlan(warmup, $"1 KiB file at {warmLoad.Connections} connections", WarmUp.WrkWindow(context, warmLoad)),
+            Cases = cases,
+            SecondsPerRun = WarmUp.PerRunSeconds + o.DurationSeconds + 1,
+            Finish = () =>
+            {
+                if (nginx is not null)
+                {
+                    result.Extra.Add(Report.Versus(result, NginxServer.VariantName, dotnetVariants.Select(v => v.Name),
+                        "vs nginx: each .NET variant ÷ nginx, median of the per-round ratios (min–max)"));
+                }
+                result.Extra.Add(TargetsSection(result, connections));
+            },
+        };
+        plan.Resources.Add(site);
+        return plan;
     }
 
     private static string Title((string Label, string File, int Size) file, int connections) => $"{file.Label} file, {connections} connections";

@@ -11,6 +11,15 @@ internal interface IServer : IAsyncDisposable
     /// <summary>The id of the process that serves; its CPU time and memory are the ones measured.</summary>
     int Pid { get; }
 
+    /// <summary>What the server says about itself at startup, for the result file (the sample: its transport and modes).</summary>
+    string? StartupLine { get; }
+
+    /// <summary>
+    /// CPU ticks of the runtime's tiered-compilation worker threads, by thread id (none while the runtime has
+    /// nothing to tier up, or in a server without a JIT). Their growth says the JIT is still busy.
+    /// </summary>
+    Dictionary<int, long> ReadTieringTicks();
+
     /// <summary>utime + stime of the whole process, in clock ticks.</summary>
     long ReadCpuTicks();
 
