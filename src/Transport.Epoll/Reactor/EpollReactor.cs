@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
+using EpollTransport.Connections;
 using EpollTransport.Interop;
 using Microsoft.Extensions.Logging;
 
