@@ -40,7 +40,7 @@ public sealed class EpollLoop : PipeScheduler, IAsyncDisposable
     public bool IsOnLoopThread => _reactor.IsOnReactorThread;
 
     /// <summary>Wake-ups written to the loop's eventfd so far: posts that found the loop blocked.</summary>
-    public long WakeUps => Volatile.Read(ref _reactor.Wakeup.Sent);
+    public long WakeUps => Volatile.Read(ref _reactor.Counters.WakeUps);
 
     /// <summary>
     /// Starts a loop of its own on a new background thread.

@@ -25,7 +25,7 @@ internal sealed class EpollTransportMetrics : IDisposable
         Counter("epoll.reactor.waits", "{call}", "epoll_wait calls.", static r => r.Counters.Waits);
         Counter("epoll.reactor.events", "{event}", "Events returned by epoll_wait.", static r => r.Counters.Events);
         Counter("epoll.reactor.budget_exhaustions", "{turn}", "Times a handler spent its per-turn budget and went to the back of the ready list.", static r => r.Counters.BudgetExhaustions);
-        Counter("epoll.reactor.wakeups.sent", "{wakeup}", "Eventfd writes that woke a blocked reactor.", static r => r.Wakeup.Sent);
+        Counter("epoll.reactor.wakeups.sent", "{wakeup}", "Eventfd writes that woke a blocked reactor.", static r => r.Counters.WakeUps);
         Counter("epoll.reactor.wakeups.avoided", "{wakeup}", "Posts that found the reactor awake and needed no eventfd write.", static r => r.Wakeup.Avoided);
         Counter("epoll.reactor.read_would_block", "{call}", "recv calls that returned EAGAIN.", static r => r.Counters.ReadWouldBlock);
         Counter("epoll.reactor.read_queue_drained", "{call}", "recv calls after which the kernel reported the receive queue empty (TCP_INQ), so that no EAGAIN call was needed.", static r => r.Counters.ReadQueueDrained);

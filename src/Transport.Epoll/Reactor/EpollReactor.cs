@@ -70,7 +70,7 @@ internal sealed class EpollReactor : PipeScheduler
             throw Errnos.ToSocketException(epoll.Errno);
         }
         _epollFd = epoll.IntValue;
-        _wakeup = new ReactorWakeup();
+        _wakeup = new ReactorWakeup(Counters);
         var added = EpollInterop.Add(_epollFd, _wakeup.EventFd, EpollInterop.EPOLLIN | EpollInterop.EPOLLET, WakeupToken);
         if (!added.IsSuccess)
         {
@@ -242,27 +242,9 @@ internal sealed class EpollReactor : PipeScheduler
         {
             while (!_stopping)
             {
-                int timeout = 0;
-                bool blocking = false;
-                if (_ready.Count == 0 && _sends.Count == 0 && _work.IsEmpty)
-                {
-                    _wakeup.PrepareToBlock();
-                    if (_work.IsEmpty)
-                    {
-                        blocking = true;
-                        timeout = _timers.Count == 0 ? -1 : MillisecondsToNextTimer();
-                    }
-                    else
-                    {
-                        _wakeup.SetAwake();
-                    }
-                }
-
-                var result = events.Wait(_epollFd, timeout);
-                if (blocking)
-                {
-                    _wakeup.SetAwake();
-                }
+                var result = _ready.Count == 0 && _sends.Count == 0
+                    ? _wakeup.BlockUnlessWorkQueued(events, _epollFd, _work, _timers.Count == 0 ? -1 : MillisecondsToNextTimer())
+                    : events.Wait(_epollFd, 0);
                 if (!result.IsSuccess)
                 {
                     if (result.Interrupted)
