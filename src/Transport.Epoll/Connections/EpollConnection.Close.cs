@@ -1,6 +1,5 @@
 using EpollTransport.Interop;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.Extensions.Logging;
 
 namespace EpollTransport.Connections;
 
@@ -26,7 +25,7 @@ internal sealed partial class EpollConnection
         {
             var connection = (EpollConnection)state!;
             var reason = connection._abortReason;
-            EpollTransportLog.ConnectionAborted(connection._logger, connection.ConnectionId, reason?.Message ?? "no reason (graceful)");
+            EpollTransportLog.ConnectionAborted(connection._logger, connection, reason?.Message ?? "no reason (graceful)");
             connection.Close(reason ?? new ConnectionAbortedException("The connection was aborted without a reason."), reset: reason is not null);
         }, this);
     }
@@ -51,10 +50,7 @@ internal sealed partial class EpollConnection
         }
         else
         {
-            if (_logger.IsEnabled(LogLevel.Debug))
-            {
-                EpollTransportLog.ConnectionWriteFin(_logger, ConnectionId, shutdownReason.Message);
-            }
+            EpollTransportLog.ConnectionWriteFin(_logger, this, shutdownReason.Message);
             SocketInterop.Shutdown(_fd, SocketInterop.SHUT_RDWR);
         }
 
@@ -104,7 +100,7 @@ internal sealed partial class EpollConnection
         }
         catch (Exception ex)
         {
-            EpollTransportLog.ConnectionError(_logger, ConnectionId, ex.Message);
+            EpollTransportLog.ConnectionError(_logger, this, ex);
         }
     }
 }
