@@ -52,17 +52,17 @@ internal sealed class EpollReactor : PipeScheduler
 
     /// <summary>
     /// Makes the reactor (its epoll fd and eventfd); <see cref="Start"/> starts its thread, named
-    /// <paramref name="threadName"/> or <c>epoll-reactor-{id}</c>. <paramref name="ownsLoop"/> lets <see cref="Loop"/>
+    /// <paramref name="threadName"/> or <c>epoll-reactor-{id}</c>. <paramref name="loopOwnsReactor"/> lets <see cref="Loop"/>
     /// stop the reactor: a loop started on its own rather than one of a transport's reactors.
     /// </summary>
-    public EpollReactor(int id, int maxEvents, MemoryPool<byte> memoryPool, ILogger logger, string? threadName = null, bool ownsLoop = false)
+    public EpollReactor(int id, int maxEvents, MemoryPool<byte> memoryPool, ILogger logger, string? threadName = null, bool loopOwnsReactor = false)
     {
         Id = id;
         MemoryPool = memoryPool;
         _maxEvents = maxEvents;
         _logger = logger;
         _threadName = threadName ?? $"epoll-reactor-{id}";
-        Loop = new EpollLoop(this, ownsLoop);
+        Loop = new EpollLoop(this, loopOwnsReactor);
 
         var epoll = EpollInterop.Create();
         if (!epoll.IsSuccess)
