@@ -14,6 +14,12 @@ internal sealed partial class EpollConnection
     /// Aborts the connection from any thread. With a reason the peer gets RST (pending output is dropped); with
     /// <see langword="null"/> it gets FIN. Either way the application's pipes complete with the reason.
     /// </summary>
+    /// <remarks>
+    /// <see langword="null"/> despite the annotation: <see cref="ConnectionContext.Abort()"/> always passes a reason,
+    /// but Kestrel's HTTP/1.x connection passes <see langword="null"/> when the client's FIN or the end of the output
+    /// ends the connection gracefully (<c>Http1Connection.OnInputOrOutputCompleted</c>, unless Kestrel's
+    /// <c>FinOnError</c> switch is on), and a client that sent FIN and stopped reading must then get FIN, not RST.
+    /// </remarks>
     public override void Abort(ConnectionAbortedException abortReason)
     {
         if (Interlocked.Exchange(ref _abortRequested, 1) != 0)
