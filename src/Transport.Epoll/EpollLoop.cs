@@ -23,6 +23,7 @@ public sealed class EpollLoop : PipeScheduler, IAsyncDisposable
 
     private readonly EpollReactor _reactor;
     private readonly bool _ownsReactor;
+    private EpollTransportMetrics? _metrics;
 
     internal EpollLoop(EpollReactor reactor, bool ownsReactor)
     {
@@ -37,28 +38,30 @@ public sealed class EpollLoop : PipeScheduler, IAsyncDisposable
     public static EpollLoop? Current => t_current;
 
     /// <summary>Whether the calling thread is this loop's thread.</summary>
-    public bool IsOnLoopThread => _reactor.IsOnReactorThread;
+    internal bool IsOnLoopThread => _reactor.IsOnReactorThread;
 
     /// <summary>Wake-ups written to the loop's eventfd so far: posts that found the loop blocked.</summary>
-    public long WakeUps => Volatile.Read(ref _reactor.Wakeup.Sent);
+    internal long WakeUps => Volatile.Read(ref _reactor.Counters.WakeUps);
 
     /// <summary>
-    /// Starts a loop of its own on a new background thread.
+    /// Starts a loop of its own on a new background thread. It reports on a meter of its own named
+    /// <c>EpollTransport</c>, as a transport's reactors do, its measurements tagged <c>epoll.loop</c> with
+    /// <paramref name="threadName"/>.
     /// </summary>
     /// <param name="threadName">The thread's name, as tools such as <c>top -H</c> show it (15 characters are kept).</param>
     /// <returns>The running loop; <see cref="DisposeAsync"/> stops it.</returns>
     public static EpollLoop Start(string threadName)
     {
         ArgumentException.ThrowIfNullOrEmpty(threadName);
-        var reactor = new EpollReactor(0, 64, MemoryPool<byte>.Shared, NullLogger.Instance, threadName, ownsLoop: true);
+        var reactor = new EpollReactor(0, 64, MemoryPool<byte>.Shared, NullLogger.Instance, threadName, loopOwnsReactor: true);
+        reactor.Loop._metrics = new EpollTransportMetrics(meterFactory: null, () => [reactor], loopName: threadName);
         reactor.Start();
         return reactor.Loop;
     }
 
     /// <summary>
     /// Runs <paramref name="action"/> on the loop's thread. Safe from any thread. Once the loop has stopped, the item
-    /// still runs, on the thread pool, after the items posted before it and never concurrently with them; use
-    /// <see cref="TrySchedule"/> to learn instead that the loop is gone.
+    /// still runs, on the thread pool, after the items posted before it and never concurrently with them.
     /// </summary>
     /// <remarks>
     /// Never dropped, and never a throw: as the scheduler of pipes this is called from inside <c>FlushAsync</c> and
@@ -77,7 +80,7 @@ public sealed class EpollLoop : PipeScheduler, IAsyncDisposable
     /// it runs before the loop exits). <see langword="false"/>: the loop has stopped, or is past the point where it
     /// takes work, and the item will not run; the caller completes the work some other way.
     /// </returns>
-    public bool TrySchedule(Action<object?> action, object? state) => _reactor.TrySchedule(action, state);
+    internal bool TrySchedule(Action<object?> action, object? state) => _reactor.TrySchedule(action, state);
 
     /// <summary>
     /// Stops a loop that <see cref="Start"/> made and waits until its thread has run the work already posted and
@@ -90,6 +93,7 @@ public sealed class EpollLoop : PipeScheduler, IAsyncDisposable
             return;
         }
         _reactor.Stop();
+        _metrics?.Dispose();
         if (!IsOnLoopThread)
         {
             await _reactor.Completion.ConfigureAwait(false);

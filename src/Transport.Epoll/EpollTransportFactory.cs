@@ -38,7 +38,7 @@ public sealed class EpollTransportFactory : IConnectionListenerFactory, IConnect
         _options = options.Value;
         _logger = loggerFactory.CreateLogger("EpollTransport");
         _group = new ReactorGroup(_options, memoryPoolFactory, _logger);
-        _metrics = new EpollTransportMetrics(meterFactory, _group);
+        _metrics = new EpollTransportMetrics(meterFactory, () => _group.Current);
     }
 
     /// <inheritdoc />

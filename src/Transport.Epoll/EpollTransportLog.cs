@@ -1,3 +1,4 @@
+using EpollTransport.Connections;
 using Microsoft.Extensions.Logging;
 
 namespace EpollTransport;
@@ -14,20 +15,64 @@ internal static partial class EpollTransportLog
     [LoggerMessage(3, LogLevel.Warning, "Out of file descriptors or memory while accepting on {EndPoint} ({Reason}); accepting pauses, retries every {DelayMs} ms and leaves new connections in the backlog.", EventName = "AcceptFileDescriptorsExhausted")]
     public static partial void AcceptFileDescriptorsExhausted(ILogger logger, System.Net.EndPoint endPoint, string reason, int delayMs);
 
-    [LoggerMessage(4, LogLevel.Debug, "Connection id \"{ConnectionId}\" reset by the peer.", EventName = "ConnectionReset")]
-    public static partial void ConnectionReset(ILogger logger, string connectionId);
+    // The connection's events take the connection and check IsEnabled themselves: its id is made on first use, and
+    // most connections are never named otherwise, so none is made while these levels are off.
 
-    [LoggerMessage(5, LogLevel.Debug, "Connection id \"{ConnectionId}\" aborted: {Reason}", EventName = "ConnectionAborted")]
-    public static partial void ConnectionAborted(ILogger logger, string connectionId, string reason);
+    [LoggerMessage(4, LogLevel.Debug, "Connection id \"{ConnectionId}\" reset by the peer.", EventName = "ConnectionReset", SkipEnabledCheck = true)]
+    private static partial void ConnectionResetCore(ILogger logger, string connectionId);
 
-    [LoggerMessage(6, LogLevel.Debug, "Connection id \"{ConnectionId}\" received FIN.", EventName = "ConnectionReadFin")]
-    public static partial void ConnectionReadFin(ILogger logger, string connectionId);
+    public static void ConnectionReset(ILogger logger, EpollConnection connection)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionResetCore(logger, connection.ConnectionId);
+        }
+    }
 
-    [LoggerMessage(7, LogLevel.Debug, "Connection id \"{ConnectionId}\" sending FIN because: \"{Reason}\"", EventName = "ConnectionWriteFin")]
-    public static partial void ConnectionWriteFin(ILogger logger, string connectionId, string reason);
+    [LoggerMessage(5, LogLevel.Debug, "Connection id \"{ConnectionId}\" aborted: {Reason}", EventName = "ConnectionAborted", SkipEnabledCheck = true)]
+    private static partial void ConnectionAbortedCore(ILogger logger, string connectionId, string reason);
 
-    [LoggerMessage(8, LogLevel.Debug, "Connection id \"{ConnectionId}\" failed: {Error}", EventName = "ConnectionError")]
-    public static partial void ConnectionError(ILogger logger, string connectionId, string error);
+    public static void ConnectionAborted(ILogger logger, EpollConnection connection, string reason)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionAbortedCore(logger, connection.ConnectionId, reason);
+        }
+    }
+
+    [LoggerMessage(6, LogLevel.Debug, "Connection id \"{ConnectionId}\" received FIN.", EventName = "ConnectionReadFin", SkipEnabledCheck = true)]
+    private static partial void ConnectionReadFinCore(ILogger logger, string connectionId);
+
+    public static void ConnectionReadFin(ILogger logger, EpollConnection connection)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionReadFinCore(logger, connection.ConnectionId);
+        }
+    }
+
+    [LoggerMessage(7, LogLevel.Debug, "Connection id \"{ConnectionId}\" sending FIN because: \"{Reason}\"", EventName = "ConnectionWriteFin", SkipEnabledCheck = true)]
+    private static partial void ConnectionWriteFinCore(ILogger logger, string connectionId, string reason);
+
+    public static void ConnectionWriteFin(ILogger logger, EpollConnection connection, string reason)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionWriteFinCore(logger, connection.ConnectionId, reason);
+        }
+    }
+
+    [LoggerMessage(8, LogLevel.Debug, "Connection id \"{ConnectionId}\" failed: {Error}", EventName = "ConnectionError", SkipEnabledCheck = true)]
+    private static partial void ConnectionErrorCore(ILogger logger, string connectionId, string error, Exception exception);
+
+    /// <summary>An error that ends the connection, with the exception attached, as Sockets logs it.</summary>
+    public static void ConnectionError(ILogger logger, EpollConnection connection, Exception error)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionErrorCore(logger, connection.ConnectionId, error.Message, error);
+        }
+    }
 
     [LoggerMessage(9, LogLevel.Critical, "Reactor {ReactorId} stopped after an unexpected error.", EventName = "ReactorFailed")]
     public static partial void ReactorFailed(ILogger logger, int reactorId, Exception exception);

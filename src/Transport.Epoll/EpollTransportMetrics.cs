@@ -5,19 +5,26 @@ namespace EpollTransport;
 
 /// <summary>
 /// The <c>EpollTransport</c> meter. Every instrument is observable and reads the reactors' own counters, tagged
-/// with the reactor id, so the hot path pays nothing for metrics whether or not anyone listens.
+/// with the reactor id, so the hot path pays nothing for metrics whether or not anyone listens. A loop started on its
+/// own (<see cref="EpollLoop.Start"/>) has a meter of its own, whose measurements also carry <c>epoll.loop</c>, its
+/// thread's name, so that they are not taken for those of a transport's reactor 0.
 /// </summary>
 internal sealed class EpollTransportMetrics : IDisposable
 {
     public const string MeterName = "EpollTransport";
 
     private readonly Meter _meter;
-    private readonly ReactorGroup _group;
+    private readonly Func<EpollReactor[]> _reactors;
+    private readonly KeyValuePair<string, object?>? _loopTag;
     private readonly bool _ownsMeter;
 
-    public EpollTransportMetrics(IMeterFactory? meterFactory, ReactorGroup group)
+    /// <param name="meterFactory">Makes the meter; without one the meter is this object's own.</param>
+    /// <param name="reactors">The reactors running now.</param>
+    /// <param name="loopName">The thread name of a loop started on its own; null for a transport's reactors.</param>
+    public EpollTransportMetrics(IMeterFactory? meterFactory, Func<EpollReactor[]> reactors, string? loopName = null)
     {
-        _group = group;
+        _reactors = reactors;
+        _loopTag = loopName is null ? null : new("epoll.loop", loopName);
         // A factory's meters belong to the factory (it disposes them, and may hand the same one to several callers).
         _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
@@ -25,7 +32,7 @@ internal sealed class EpollTransportMetrics : IDisposable
         Counter("epoll.reactor.waits", "{call}", "epoll_wait calls.", static r => r.Counters.Waits);
         Counter("epoll.reactor.events", "{event}", "Events returned by epoll_wait.", static r => r.Counters.Events);
         Counter("epoll.reactor.budget_exhaustions", "{turn}", "Times a handler spent its per-turn budget and went to the back of the ready list.", static r => r.Counters.BudgetExhaustions);
-        Counter("epoll.reactor.wakeups.sent", "{wakeup}", "Eventfd writes that woke a blocked reactor.", static r => r.Wakeup.Sent);
+        Counter("epoll.reactor.wakeups.sent", "{wakeup}", "Eventfd writes that woke a blocked reactor.", static r => r.Counters.WakeUps);
         Counter("epoll.reactor.wakeups.avoided", "{wakeup}", "Posts that found the reactor awake and needed no eventfd write.", static r => r.Wakeup.Avoided);
         Counter("epoll.reactor.read_would_block", "{call}", "recv calls that returned EAGAIN.", static r => r.Counters.ReadWouldBlock);
         Counter("epoll.reactor.read_queue_drained", "{call}", "recv calls after which the kernel reported the receive queue empty (TCP_INQ), so that no EAGAIN call was needed.", static r => r.Counters.ReadQueueDrained);
@@ -47,9 +54,12 @@ internal sealed class EpollTransportMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> Observe(Func<EpollReactor, long> read)
     {
-        foreach (var reactor in _group.Current)
+        foreach (var reactor in _reactors())
         {
-            yield return new Measurement<long>(read(reactor), new KeyValuePair<string, object?>("epoll.reactor", reactor.Id));
+            var reactorTag = new KeyValuePair<string, object?>("epoll.reactor", reactor.Id);
+            yield return _loopTag is { } loopTag
+                ? new Measurement<long>(read(reactor), reactorTag, loopTag)
+                : new Measurement<long>(read(reactor), reactorTag);
         }
     }
 

@@ -60,6 +60,9 @@ public sealed class KestrelHost : IAsyncDisposable
     /// <summary>What the server logged at <see cref="LogLevel.Error"/> or above so far.</summary>
     public IReadOnlyCollection<string> LoggedErrors => _log.Errors;
 
+    /// <summary>The server's services, e.g. its <c>IMeterFactory</c>, whose meters are this server's alone.</summary>
+    public IServiceProvider Services => _app.Services;
+
     /// <summary>The distinct ids of the connections that carried a request so far.</summary>
     public IReadOnlyCollection<string> ConnectionIds => _connectionIds.Keys.ToArray();
 

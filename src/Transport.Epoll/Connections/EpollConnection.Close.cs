@@ -1,7 +1,6 @@
 using EpollTransport.Interop;
 using EpollTransport.Posix;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.Extensions.Logging;
 
 namespace EpollTransport.Connections;
 
@@ -16,6 +15,12 @@ internal sealed partial class EpollConnection
     /// Aborts the connection from any thread. With a reason the peer gets RST (pending output is dropped); with
     /// <see langword="null"/> it gets FIN. Either way the application's pipes complete with the reason.
     /// </summary>
+    /// <remarks>
+    /// <see langword="null"/> despite the annotation: <see cref="ConnectionContext.Abort()"/> always passes a reason,
+    /// but Kestrel's HTTP/1.x connection passes <see langword="null"/> when the client's FIN or the end of the output
+    /// ends the connection gracefully (<c>Http1Connection.OnInputOrOutputCompleted</c>, unless Kestrel's
+    /// <c>FinOnError</c> switch is on), and a client that sent FIN and stopped reading must then get FIN, not RST.
+    /// </remarks>
     public override void Abort(ConnectionAbortedException abortReason)
     {
         if (Interlocked.Exchange(ref _abortRequested, 1) != 0)
@@ -27,7 +32,7 @@ internal sealed partial class EpollConnection
         {
             var connection = (EpollConnection)state!;
             var reason = connection._abortReason;
-            EpollTransportLog.ConnectionAborted(connection._logger, connection.ConnectionId, reason?.Message ?? "no reason (graceful)");
+            EpollTransportLog.ConnectionAborted(connection._logger, connection, reason?.Message ?? "no reason (graceful)");
             connection.Close(reason ?? new ConnectionAbortedException("The connection was aborted without a reason."), reset: reason is not null);
         }, this);
     }
@@ -52,10 +57,7 @@ internal sealed partial class EpollConnection
         }
         else
         {
-            if (_logger.IsEnabled(LogLevel.Debug))
-            {
-                EpollTransportLog.ConnectionWriteFin(_logger, ConnectionId, shutdownReason.Message);
-            }
+            EpollTransportLog.ConnectionWriteFin(_logger, this, shutdownReason.Message);
             SocketInterop.Shutdown(_fd, SocketInterop.SHUT_RDWR);
         }
 
@@ -105,7 +107,7 @@ internal sealed partial class EpollConnection
         }
         catch (Exception ex)
         {
-            EpollTransportLog.ConnectionError(_logger, ConnectionId, ex.Message);
+            EpollTransportLog.ConnectionError(_logger, this, ex);
         }
     }
 }

@@ -2,7 +2,6 @@ using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using EpollTransport.Interop;
 using EpollTransport.Posix;
-using Microsoft.Extensions.Logging;
 
 namespace EpollTransport.Connections;
 
@@ -34,11 +33,7 @@ internal sealed partial class EpollConnection
                 if (result.Value == 0)
                 {
                     _readable = false;
-                    if (_logger.IsEnabled(LogLevel.Debug))
-                    {
-                        // Guarded: the id is made on first use, and most connections never need one otherwise.
-                        EpollTransportLog.ConnectionReadFin(_logger, ConnectionId);
-                    }
+                    EpollTransportLog.ConnectionReadFin(_logger, this);
                     CompleteInput(null);
                     return false;
                 }
@@ -137,22 +132,7 @@ internal sealed partial class EpollConnection
         }
     }
 
-    private void OnReceiveError(int errno)
-    {
-        Exception error;
-        if (Errnos.IsConnectionReset(errno))
-        {
-            EpollTransportLog.ConnectionReset(_logger, ConnectionId);
-            error = ResetException(errno);
-        }
-        else
-        {
-            var exception = SocketErrors.ToSocketException(errno);
-            EpollTransportLog.ConnectionError(_logger, ConnectionId, exception.Message);
-            error = exception;
-        }
-        CompleteInput(error);
-    }
+    private void OnReceiveError(int errno) => CompleteInput(ConnectionFailure(errno));
 
     /// <summary>Ends the input side once: completes the pipe and fires <see cref="ConnectionClosed"/>.</summary>
     private void CompleteInput(Exception? error)

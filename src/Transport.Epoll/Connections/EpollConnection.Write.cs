@@ -128,19 +128,10 @@ internal sealed partial class EpollConnection
             return;
         }
 
-        Exception error;
-        if (Errnos.IsConnectionReset(result.Errno))
-        {
-            EpollTransportLog.ConnectionReset(_logger, ConnectionId);
-            error = ResetException(result.Errno);
-        }
-        else
-        {
-            error = SocketErrors.ToSocketException(result.Errno);
-            EpollTransportLog.ConnectionError(_logger, ConnectionId, error.Message);
-        }
-        Close(error, reset: false);
+        OnSendError(result.Errno);
     }
+
+    private void OnSendError(int errno) => Close(ConnectionFailure(errno), reset: false);
 
     private void AfterSend(SequencePosition end, bool completed)
     {
@@ -158,7 +149,7 @@ internal sealed partial class EpollConnection
 
     private void FailOutput(Exception error)
     {
-        EpollTransportLog.ConnectionError(_logger, ConnectionId, error.Message);
+        EpollTransportLog.ConnectionError(_logger, this, error);
         Close(error, reset: false);
     }
 }

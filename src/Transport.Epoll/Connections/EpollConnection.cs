@@ -218,7 +218,20 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         return Interlocked.CompareExchange(ref _connectionId, id, null) ?? id;
     }
 
+    /// <summary>
+    /// What a failed recv or sendmsg tells the application, logged as Sockets logs it: a reset (the peer is gone) as
+    /// <c>ConnectionReset</c>, any other error as <c>ConnectionError</c>, both at Debug.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static ConnectionResetException ResetException(int errno)
-        => new(Errnos.Describe(errno), SocketErrors.ToSocketException(errno));
+    private Exception ConnectionFailure(int errno)
+    {
+        if (Errnos.IsConnectionReset(errno))
+        {
+            EpollTransportLog.ConnectionReset(_logger, this);
+            return new ConnectionResetException(Errnos.Describe(errno), SocketErrors.ToSocketException(errno));
+        }
+        var error = SocketErrors.ToSocketException(errno);
+        EpollTransportLog.ConnectionError(_logger, this, error);
+        return error;
+    }
 }

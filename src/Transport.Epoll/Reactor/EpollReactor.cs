@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
+using EpollTransport.Connections;
 using EpollTransport.Interop;
 using EpollTransport.Posix;
 using Microsoft.Extensions.Logging;
@@ -52,17 +53,17 @@ internal sealed class EpollReactor : PipeScheduler
 
     /// <summary>
     /// Makes the reactor (its epoll fd and eventfd); <see cref="Start"/> starts its thread, named
-    /// <paramref name="threadName"/> or <c>epoll-reactor-{id}</c>. <paramref name="ownsLoop"/> lets <see cref="Loop"/>
+    /// <paramref name="threadName"/> or <c>epoll-reactor-{id}</c>. <paramref name="loopOwnsReactor"/> lets <see cref="Loop"/>
     /// stop the reactor: a loop started on its own rather than one of a transport's reactors.
     /// </summary>
-    public EpollReactor(int id, int maxEvents, MemoryPool<byte> memoryPool, ILogger logger, string? threadName = null, bool ownsLoop = false)
+    public EpollReactor(int id, int maxEvents, MemoryPool<byte> memoryPool, ILogger logger, string? threadName = null, bool loopOwnsReactor = false)
     {
         Id = id;
         MemoryPool = memoryPool;
         _maxEvents = maxEvents;
         _logger = logger;
         _threadName = threadName ?? $"epoll-reactor-{id}";
-        Loop = new EpollLoop(this, ownsLoop);
+        Loop = new EpollLoop(this, loopOwnsReactor);
 
         var epoll = EpollInterop.Create();
         if (!epoll.IsSuccess)
@@ -70,7 +71,7 @@ internal sealed class EpollReactor : PipeScheduler
             throw SocketErrors.ToSocketException(epoll.Errno);
         }
         _epollFd = epoll.IntValue;
-        _wakeup = new ReactorWakeup();
+        _wakeup = new ReactorWakeup(Counters);
         var added = EpollInterop.Add(_epollFd, _wakeup.EventFd, EpollInterop.EPOLLIN | EpollInterop.EPOLLET, WakeupToken);
         if (!added.IsSuccess)
         {
@@ -239,27 +240,9 @@ internal sealed class EpollReactor : PipeScheduler
         {
             while (!_stopping)
             {
-                int timeout = 0;
-                bool blocking = false;
-                if (_ready.Count == 0 && _sends.Count == 0 && _work.IsEmpty)
-                {
-                    _wakeup.PrepareToBlock();
-                    if (_work.IsEmpty)
-                    {
-                        blocking = true;
-                        timeout = _timers.Count == 0 ? -1 : MillisecondsToNextTimer();
-                    }
-                    else
-                    {
-                        _wakeup.SetAwake();
-                    }
-                }
-
-                var result = events.Wait(_epollFd, timeout);
-                if (blocking)
-                {
-                    _wakeup.SetAwake();
-                }
+                var result = _ready.Count == 0 && _sends.Count == 0
+                    ? _wakeup.BlockUnlessWorkQueued(events, _epollFd, _work, _timers.Count == 0 ? -1 : MillisecondsToNextTimer())
+                    : events.Wait(_epollFd, 0);
                 if (!result.IsSuccess)
                 {
                     throw SocketErrors.ToSocketException(result.Errno);

@@ -2,11 +2,15 @@ namespace EpollTransport.Reactor;
 
 /// <summary>
 /// Per-reactor counters, written by the reactor thread without atomics and read by the metrics callbacks
-/// (a torn or stale read only makes one observation slightly old).
+/// (a torn or stale read only makes one observation slightly old). They live apart from <see cref="ReactorWakeup"/>'s
+/// state word, which the threads that post to the reactor write on every post.
 /// </summary>
 internal sealed class ReactorCounters
 {
     public long Waits;
+
+    /// <summary>Eventfd writes: the times a post found the loop blocked or about to block (counted by the loop).</summary>
+    public long WakeUps;
     public long Events;
     public long BudgetExhaustions;
     public long ReadWouldBlock;

@@ -1,5 +1,6 @@
 using EpollTransport;
 using StaticFiles.Amped.Disk;
+using StaticFiles.Amped.Tests.Loop;
 
 namespace StaticFiles.Amped.Tests.Disk;
 
@@ -21,7 +22,7 @@ public class HelperPoolTests
             long wakeUpsWhenTheHelperStarted = -1;
             var job = new FuncJob(() =>
             {
-                wakeUpsWhenTheHelperStarted = loop.WakeUps;
+                wakeUpsWhenTheHelperStarted = LoopWakeUps.OfStartedLoop("test-amped-a");
                 return Thread.CurrentThread.Name;
             });
 
@@ -32,7 +33,7 @@ public class HelperPoolTests
             Assert.Equal("test-amped-a", resumedOn);
             // Usually the loop is back in epoll_wait before the helper finishes, and then only the eventfd can wake
             // it. When the helper wins that race the loop finds the completion without a wake-up: post again.
-            if (loop.WakeUps > wakeUpsWhenTheHelperStarted)
+            if (LoopWakeUps.OfStartedLoop("test-amped-a") > wakeUpsWhenTheHelperStarted)
             {
                 return;
             }

@@ -1,7 +1,9 @@
+using System.Diagnostics.Metrics;
 using System.Security.Cryptography;
 using EpollTransport.Posix;
 using EpollTransport;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using StaticFiles.Amped.Disk;
 using StaticFiles.Amped.Interop;
@@ -58,7 +60,8 @@ public sealed class SlowDiskTests : IDisposable
             }
         }
         Assert.NotNull(reactor);
-        var wakeUpsBefore = reactor.WakeUps;
+        var meterFactory = host.Services.GetRequiredService<IMeterFactory>();
+        var wakeUpsBefore = LoopWakeUps.OfTransport(meterFactory);
 
         var slow = slowClient.GetByteArrayAsync("/slow.bin");
         await disk.ReadWaiting.WaitAsync(WaitLimit);
@@ -70,7 +73,7 @@ public sealed class SlowDiskTests : IDisposable
         disk.Release();
         var body = await slow.WaitAsync(WaitLimit);
         Assert.True(content.AsSpan().SequenceEqual(body));
-        Assert.True(reactor.WakeUps > wakeUpsBefore);
+        Assert.True(LoopWakeUps.OfTransport(meterFactory) > wakeUpsBefore);
     }
 
     /// <summary>

@@ -15,7 +15,7 @@ public class EpollInteropTests
         Assert.Equal(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16, EpollInterop.EventSize);
 
         var reactor = TestReactor.Start(0);
-        var signals = Enumerable.Range(0, 5).Select(_ => new ReactorWakeup()).ToArray();
+        var signals = Enumerable.Range(0, 5).Select(_ => new ReactorWakeup(new ReactorCounters())).ToArray();
         try
         {
             var handlers = signals.Select(s => new SignalHandler()).ToArray();
@@ -32,9 +32,8 @@ public class EpollInteropTests
 
             foreach (var signal in signals)
             {
-                // A wake-up of a "blocked" loop writes the eventfd: a readable edge on that fd.
-                signal.PrepareToBlock();
-                signal.Wake();
+                // A readable edge on that fd.
+                EpollInterop.SignalEventFd(signal.EventFd);
             }
             await Task.WhenAll(handlers.Select(h => h.Signalled.Task)).WaitAsync(WaitLimit);
         }

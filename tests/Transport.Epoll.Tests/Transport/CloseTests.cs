@@ -197,7 +197,8 @@ public class CloseTests
     [MemberData(nameof(Configs), MemberType = typeof(TransportHarness))]
     public async Task AbortWithoutReasonClosesGracefully(int reactorCount, bool inline)
     {
-        var (clientError, clientReceived, serverReadError) = await AbortAsync(reason: null, reactorCount, inline);
+        // What Kestrel's HTTP/1.x connection does when the client's FIN ends it (Http1Connection.OnInputOrOutputCompleted).
+        var (clientError, clientReceived, serverReadError) = await AbortAsync(connection => connection.Abort(null!), reactorCount, inline);
         Assert.Null(clientError);
         Assert.Equal(0, clientReceived);
         Assert.IsType<ConnectionAbortedException>(serverReadError);
@@ -205,20 +206,31 @@ public class CloseTests
 
     [Theory]
     [MemberData(nameof(Configs), MemberType = typeof(TransportHarness))]
+    public async Task AbortWithoutAnArgumentResets(int reactorCount, bool inline)
+    {
+        // ConnectionContext.Abort() passes a reason of its own.
+        var (clientError, _, serverReadError) = await AbortAsync(connection => connection.Abort(), reactorCount, inline);
+        var socketError = Assert.IsType<SocketException>(clientError);
+        Assert.Equal(SocketError.ConnectionReset, socketError.SocketErrorCode);
+        Assert.IsType<ConnectionAbortedException>(serverReadError);
+    }
+
+    [Theory]
+    [MemberData(nameof(Configs), MemberType = typeof(TransportHarness))]
     public async Task AbortWithReasonResets(int reactorCount, bool inline)
     {
-        var (clientError, _, serverReadError) = await AbortAsync(new ConnectionAbortedException("x"), reactorCount, inline);
+        var (clientError, _, serverReadError) = await AbortAsync(connection => connection.Abort(new ConnectionAbortedException("x")), reactorCount, inline);
         var socketError = Assert.IsType<SocketException>(clientError);
         Assert.Equal(SocketError.ConnectionReset, socketError.SocketErrorCode);
         Assert.IsType<ConnectionAbortedException>(serverReadError);
     }
 
     /// <summary>
-    /// The server reads one message, aborts, and waits for ConnectionClosed (the fd is closed by then); only then
+    /// The server reads one message, aborts with <paramref name="abort"/>, and waits for ConnectionClosed (the fd is closed by then); only then
     /// does the client read. Returns what the client's receive did and what the server's next read did.
     /// </summary>
     private static async Task<(Exception? ClientError, int ClientReceived, Exception? ServerReadError)> AbortAsync(
-        ConnectionAbortedException? reason, int reactorCount, bool inline)
+        Action<ConnectionContext> abort, int reactorCount, bool inline)
     {
         using var cts = new CancellationTokenSource(WaitLimit);
         var aborted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -240,7 +252,7 @@ public class CloseTests
                 }
             }
 
-            connection.Abort(reason!);
+            abort(connection);
             await WhenCancelled(connection.ConnectionClosed).WaitAsync(WaitLimit);
             aborted.TrySetResult();
 
