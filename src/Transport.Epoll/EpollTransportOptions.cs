@@ -14,7 +14,7 @@ public sealed class EpollTransportOptions
 
     /// <summary>
     /// Runs Kestrel and the application on the reactor thread that owns the connection instead of the .NET
-    /// thread pool: no thread hop per request, the fastest mode, and unsafe for any app that blocks (a blocking
+    /// thread pool: no thread hop per request, the fastest mode, and not safe for any app that blocks (a blocking
     /// call stalls every connection of that reactor). Defaults to <see langword="false"/>.
     /// </summary>
     public bool UnsafePreferInlineScheduling { get; set; }

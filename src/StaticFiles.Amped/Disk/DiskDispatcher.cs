@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using EpollTransport;
+using EpollTransport.Posix;
 using Microsoft.Extensions.Logging;
 using StaticFiles.Amped.Diagnostics;
-using EpollTransport.Posix;
 
 namespace StaticFiles.Amped.Disk;
 

@@ -1,9 +1,9 @@
 using System.Collections.Concurrent;
 using EpollTransport;
+using EpollTransport.Posix;
 using Microsoft.Extensions.Logging.Abstractions;
 using StaticFiles.Amped.Diagnostics;
 using StaticFiles.Amped.Disk;
-using EpollTransport.Posix;
 using StaticFiles.Amped.Interop;
 
 namespace StaticFiles.Amped.Tests.Disk;
