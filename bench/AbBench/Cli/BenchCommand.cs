@@ -161,7 +161,12 @@ internal static partial class BenchCommand
         {
             result.AddError($"name a scenario: {string.Join(", ", ScenarioRegistry.All.Select(s => s.Name))} or all.");
         }
-        foreach (var name in names.Where(n => n != "all" && ScenarioRegistry.Find(n) is null))
+        // The scenario argument takes any token that no option claims, so a misspelt option lands here.
+        foreach (var name in names.Where(n => n.StartsWith('-')))
+        {
+            result.AddError($"unknown option '{name}'.");
+        }
+        foreach (var name in names.Where(n => n != "all" && !n.StartsWith('-') && ScenarioRegistry.Find(n) is null))
         {
             result.AddError($"unknown scenario '{name}'; the scenarios are {string.Join(", ", ScenarioRegistry.All.Select(s => s.Name))} and all.");
         }
