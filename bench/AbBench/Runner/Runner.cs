@@ -19,7 +19,7 @@ internal static class Runner
             var runs = plan.Cases.Count * rounds * plan.Servers.Count;
             var warmUpShare = plan.WarmUp is { } w ? plan.Servers.Count(s => s.WarmsUp) * Math.Min(w.MostSeconds, 30) / Math.Max(1, runs) : 0;
             PrintPlan(context, plan.Result, runs, plan.SecondsPerRun + warmUpShare);
-            context.Progress.Begin(runs, plan.SecondsPerRun);
+            context.Progress.Begin(runs, plan.SecondsPerRun + warmUpShare);
 
             var refusals = new Refusals(context.Options.KeepGoing);
             switch (plan.Lifetime)
