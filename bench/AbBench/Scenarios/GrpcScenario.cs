@@ -62,7 +62,7 @@ internal sealed class GrpcScenario : Scenario
             plan.Resources.Add(files);
             plan.Resources.Add(client);
             plan.Result.Notes.Add($"Request body (h2load -d, {HelloWorldRequest.Length} bytes): {Convert.ToHexString(HelloWorldRequest)}, one gRPC message holding HelloRequest{{name=\"world\"}}; before any load each server must answer it with HelloReply{{message=\"Hello world\"}} and grpc-status 0");
-            plan.Result.Notes.Add($"h2load cannot read trailers, where gRPC puts its status: each run reads the sample's count of the gRPC calls it answered (GET {CallsPath}) before and after h2load, and is refused if any call answered in between ended without grpc-status 0 (calls the client abandoned by closing its connection are not counted), or if fewer ended with grpc-status 0 than h2load completed. Column grpc-status ≠ 0: those calls");
+            plan.Result.Notes.Add($"h2load cannot read trailers, where gRPC puts its status: each run reads the sample's count of the gRPC calls it answered (GET {CallsPath}) before and after h2load, and is refused if any call answered in between (h2load's warm-up included) ended without grpc-status 0, or if fewer ended with grpc-status 0 than h2load completed; calls not OK whose client had already reset the stream or closed the connection are left out, as no client saw their answer. The raw runs' column grpc-status ≠ 0 counts the calls that ended without it");
             return Task.FromResult(plan);
         }
         catch
