@@ -54,6 +54,8 @@ switch (commandLine.Transport)
         break;
 }
 
+builder.Services.AddGrpc();
+
 if (!HostSettings.NameEndpoints(builder.Configuration))
 {
     builder.WebHost.UseUrls(SampleCommandLine.DefaultUrl);
@@ -68,6 +70,10 @@ var inline = commandLine.Transport == TransportKind.Epoll
 SampleLog.Starting(app.Logger, commandLine.Transport.ToString().ToLowerInvariant(), inline ? "on" : "off",
     commandLine.Static.ToString().ToLowerInvariant(),
     commandLine.Static == StaticMode.Stock ? "UseStaticFiles" : "UseAmpedStaticFiles", commandLine.Root);
+
+// First, so that it sees every gRPC call's end, whatever answers it.
+var grpcCalls = new GrpcCallCounter();
+app.Use(grpcCalls.CountAsync);
 
 if (commandLine.Static == StaticMode.Stock)
 {
@@ -86,7 +92,8 @@ else
 }
 // Before the endpoints: it lets /ws accept WebSocket upgrades (HTTP/1.1) and extended CONNECT (HTTP/2).
 app.UseWebSockets();
-app.MapSampleEndpoints();
+app.MapSampleEndpoints(grpcCalls);
+app.MapGrpcService<GreeterService>();
 
 await app.RunAsync();
 return 0;

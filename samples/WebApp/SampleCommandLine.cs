@@ -48,6 +48,8 @@ internal sealed class SampleCommandLine
 
         Endpoints: GET /plaintext, GET /json, POST /echo (streams the request body back), and the static site.
         WebSocket: /ws echoes each text or binary message whole (up to 4 MiB) and answers the close handshake.
+        gRPC: greet.Greeter/SayHello (Protos/greet.proto). gRPC needs HTTP/2: an https URL, or on a cleartext one
+        --Kestrel:EndpointDefaults:Protocols Http2. GET /grpc/calls counts the calls answered, by grpc-status.
 
         """;
 

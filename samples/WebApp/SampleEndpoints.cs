@@ -16,13 +16,15 @@ internal static class SampleEndpoints
     // cannot make the server buffer without bound.
     private const int MaxWebSocketMessageBytes = 4 * 1024 * 1024;
 
-    public static IEndpointRouteBuilder MapSampleEndpoints(this IEndpointRouteBuilder endpoints)
+    public static IEndpointRouteBuilder MapSampleEndpoints(this IEndpointRouteBuilder endpoints, GrpcCallCounter grpcCalls)
     {
         endpoints.MapGet("/plaintext", Plaintext);
         endpoints.MapGet("/json", Json);
         endpoints.MapPost("/echo", Echo);
         // GET for HTTP/1.1 upgrades; CONNECT for WebSockets over HTTP/2 (RFC 8441).
         endpoints.MapMethods("/ws", [HttpMethods.Get, HttpMethods.Connect], WebSocketEcho);
+        endpoints.MapGet("/grpc/calls", context =>
+            context.Response.WriteAsJsonAsync(grpcCalls.Counts, AppJsonContext.Default.GrpcCallCounts, cancellationToken: context.RequestAborted));
         return endpoints;
     }
 

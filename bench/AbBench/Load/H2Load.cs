@@ -27,31 +27,47 @@ internal sealed record H2LoadResult(
     }
 }
 
+/// <summary>
+/// What every request of an h2load run is: a GET of <see cref="Path"/>, or, with a <see cref="BodyFile"/>, a POST of
+/// that file's bytes (h2load's <c>-d</c>), each with <see cref="Headers"/> added (<c>-H</c>, "name: value").
+/// </summary>
+internal sealed record H2LoadRequest(string Path)
+{
+    public string? BodyFile { get; init; }
+
+    public IReadOnlyList<string> Headers { get; init; } = [];
+}
+
 /// <summary>Runs h2load (nghttp2) for HTTP/2 cleartext, pinned to the client CPUs.</summary>
 internal static partial class H2Load
 {
     public const int StreamsPerConnection = 10;
 
-    private static string[] Arguments(BenchContext context, string url, int connections, int seconds, int warmup) =>
+    private static string[] Arguments(BenchContext context, H2LoadRequest request, string url, string? bodyFile, int connections, int seconds, int warmup) =>
     [
         "-c", context.Options.ClientCpus,
         "prlimit", $"--nofile={context.LoadNoFileLimit}:{context.LoadNoFileLimit}",
         "h2load", "-t", $"{context.Options.LoadThreads}", "-c", $"{connections}", "-m", $"{StreamsPerConnection}",
-        "-D", $"{seconds}", .. warmup > 0 ? (string[])[$"--warm-up-time={warmup}"] : [], url,
+        "-D", $"{seconds}", .. warmup > 0 ? (string[])[$"--warm-up-time={warmup}"] : [],
+        .. bodyFile is null ? (string[])[] : ["-d", bodyFile],
+        .. request.Headers.SelectMany(h => (string[])["-H", h]),
+        url,
     ];
 
-    public static string DisplayCommand(BenchContext context, string path, int connections, int seconds, int warmup) =>
-        "taskset " + CommandLine.Join(Arguments(context, $"http://127.0.0.1:<port>{path}", connections, seconds, warmup));
+    /// <summary>The command for the result file: the port differs per run, and the body file is named without its folder.</summary>
+    public static string DisplayCommand(BenchContext context, H2LoadRequest request, int connections, int seconds, int warmup) =>
+        "taskset " + CommandLine.Join(Arguments(context, request, $"http://127.0.0.1:<port>{request.Path}",
+            request.BodyFile is { } body ? Path.GetFileName(body) : null, connections, seconds, warmup));
 
     /// <summary>
     /// Runs h2load. <paramref name="onMainStart"/> and <paramref name="onMainEnd"/> are called when h2load says
     /// that its main (measured) duration starts and ends, so that the caller can sample the server's CPU time
     /// around exactly that span.
     /// </summary>
-    public static async Task<H2LoadResult> RunAsync(BenchContext context, string path, int port, int connections, int seconds,
+    public static async Task<H2LoadResult> RunAsync(BenchContext context, H2LoadRequest request, int port, int connections, int seconds,
         int warmup, Action onMainStart, Action onMainEnd, CancellationToken cancellation)
     {
-        var args = Arguments(context, $"http://127.0.0.1:{port}{path}", connections, seconds, warmup);
+        var args = Arguments(context, request, $"http://127.0.0.1:{port}{request.Path}", request.BodyFile, connections, seconds, warmup);
         var output = await Processes.RunAsync("taskset", args, TimeSpan.FromSeconds(seconds + warmup + 60), cancellation,
             onLine: line =>
             {
