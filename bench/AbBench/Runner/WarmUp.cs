@@ -53,4 +53,11 @@ internal static class WarmUp
         var w = await Wrk.RunAsync(context, load, server.Port, seconds, context.Cancellation);
         return w.Requests > 0 ? w.RequestsPerSecond : throw new BenchException($"the warm-up failed completely: {w.Problem()}");
     };
+
+    /// <summary>A warm-up window of h2load load (no warm-up of its own): its req/s, or a failure if no request succeeded.</summary>
+    public static Func<IServer, int, Task<double>> H2LoadWindow(BenchContext context, string path, bool https, int connections) => async (server, seconds) =>
+    {
+        var r = await H2Load.RunAsync(context, path, server.Port, https, connections, seconds, 0, () => { }, () => { }, context.Cancellation);
+        return r.Succeeded > 0 ? r.RequestsPerSecond : throw new BenchException($"the warm-up failed completely: {r.Problem()}");
+    };
 }

@@ -32,7 +32,7 @@ internal sealed class H2Scenario : Scenario
         context.AddServerCommands(result, result.Variants, Http2Args);
         foreach (var c in connections)
         {
-            result.Commands.Add(H2Load.DisplayCommand(context, path, c, o.DurationSeconds, WarmUp.PerRunSeconds) + "   # each run");
+            result.Commands.Add(H2Load.DisplayCommand(context, path, https: false, c, o.DurationSeconds, WarmUp.PerRunSeconds) + "   # each run");
         }
 
         var warmupConnections = connections.Contains(DefaultConnections) ? DefaultConnections : connections[0];
@@ -40,51 +40,11 @@ internal sealed class H2Scenario : Scenario
         {
             Result = result,
             Servers = [.. o.Variants.Select(v => ServerSpec.Sample(context, v, Http2Args, http2: true))],
-            WarmUp = new WarmUpPlan(warmup, $"at {warmupConnections} connections", async (server, seconds) =>
-            {
-                var r = await H2Load.RunAsync(context, path, server.Port, warmupConnections, seconds, 0, () => { }, () => { }, context.Cancellation);
-                return r.Succeeded > 0 ? r.RequestsPerSecond : throw new BenchException($"the warm-up failed completely: {r.Problem()}");
-            }),
+            WarmUp = new WarmUpPlan(warmup, $"at {warmupConnections} connections", WarmUp.H2LoadWindow(context, path, https: false, warmupConnections)),
             Cases = [.. connections.Select(c => new CasePlan(
-                new CaseResult($"{c} connections × {H2Load.StreamsPerConnection} streams", $"c={c}",
-                    [Metric.Rps, Metric.MeanLatency, Metric.CpuPerRequest, Metric.PeakRss],
-                    ["requests", "failed/errored/timeout", "non-2xx", "latency sd"]),
-                (server, variant, round) => RunOnceAsync(context, server, variant, path, c, round)))],
+                new CaseResult($"{c} connections × {H2Load.StreamsPerConnection} streams", $"c={c}", H2Load.Metrics, H2Load.Details(https: false)),
+                (server, variant, round) => H2Load.MeasureAsync(context, server, variant, path, https: false, c, round)))],
             SecondsPerRun = WarmUp.PerRunSeconds + o.DurationSeconds + 2,
         });
-    }
-
-    private static async Task<RunOutcome> RunOnceAsync(BenchContext context, IServer server, Variant variant, string path, int connections, int round)
-    {
-        var cpuStart = server.ReadCpuTicks();
-        var cpuEnd = -1L;
-        var startSeen = false;
-        var r = await H2Load.RunAsync(context, path, server.Port, connections, context.Options.DurationSeconds, WarmUp.PerRunSeconds,
-            onMainStart: () =>
-            {
-                Volatile.Write(ref cpuStart, server.ReadCpuTicks());
-                Volatile.Write(ref startSeen, true);
-            },
-            onMainEnd: () => Volatile.Write(ref cpuEnd, server.ReadCpuTicks()),
-            context.Cancellation);
-        if (Volatile.Read(ref cpuEnd) < 0)
-        {
-            cpuEnd = server.ReadCpuTicks();
-        }
-        if (!Volatile.Read(ref startSeen))
-        {
-            context.Progress.WriteLine($"warning: h2 {variant.Name} round {round}: h2load did not say when its main duration started; CPU µs/req includes the warm-up.");
-        }
-        var peakRss = server.ReadStatusKiB("VmHWM");
-
-        var cpuUs = (Volatile.Read(ref cpuEnd) - Volatile.Read(ref cpuStart)) * 1e6 / context.ClockTicksPerSecond;
-        var run = new Run(variant.Name, round, new Dictionary<string, double>
-        {
-            [Metric.Rps.Key] = r.RequestsPerSecond,
-            [Metric.MeanLatency.Key] = r.MeanUs,
-            [Metric.CpuPerRequest.Key] = r.Done > 0 ? cpuUs / r.Done : double.NaN,
-            [Metric.PeakRss.Key] = peakRss,
-        }, [Fmt.Count(r.Done), $"{r.Failed}/{r.Errored}/{r.TimedOut}", Fmt.Count(r.Non2xx), Fmt.Latency(r.SdUs)]);
-        return new RunOutcome(run, r.Problem());
     }
 }
