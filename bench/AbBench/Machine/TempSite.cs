@@ -3,9 +3,10 @@ using System.Text;
 namespace AbBench;
 
 /// <summary>
-/// A temporary folder for the static and disk scenarios: the files they serve under <see cref="Root"/>, the
-/// harness's own files (nginx.conf, nginx's logs) beside it, so that no server serves those. It is made under
-/// the temporary folder (TMPDIR, else /tmp) and deleted with everything in it on dispose.
+/// A temporary folder for the static, disk and tls scenarios: the files they serve under <see cref="Root"/>, the
+/// harness's own files (nginx.conf, nginx's logs, tls's certificate) beside it, so that no server serves those. It
+/// is made under the temporary folder (TMPDIR, else /tmp), only this user may open it, and it is deleted with
+/// everything in it on dispose.
 /// </summary>
 internal sealed class TempSite : IDisposable
 {
