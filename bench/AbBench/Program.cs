@@ -169,7 +169,7 @@ internal static class Program
             throw new BenchException($"{string.Join(" and ", missingUtil)} not found; they come with util-linux. Install it as root with:\napt-get install -y util-linux", 2);
         }
         var missing = new (LoadTool Tool, string Command, string Package)[] { (LoadTool.Wrk, "wrk", "wrk"), (LoadTool.H2Load, "h2load", "nghttp2-client") }
-            .Where(t => options.Scenarios.Any(s => s.Tool == t.Tool) && Processes.FindOnPath(t.Command) is null)
+            .Where(t => options.Scenarios.Any(s => s.Tool.HasFlag(t.Tool)) && Processes.FindOnPath(t.Command) is null)
             .ToArray();
         if (missing.Length > 0)
         {

@@ -23,7 +23,7 @@ internal static partial class BenchCommand
 
     private static readonly Option<int?> Warmup = new("--warmup")
     {
-        Description = $"Most warm-up per server, in seconds (default {WarmUp.DefaultMostSeconds}; 0 = none): wrk scenarios, h2 and grpc warm each server up once in {WarmUp.WindowSeconds} s windows, at least {WarmUp.MinSeconds} s, until steady; idle: the wrk warm-up of each run (default 2).",
+        Description = $"Most warm-up per server, in seconds (default {WarmUp.DefaultMostSeconds}; 0 = none): wrk scenarios, h2, tls and grpc warm each server up once in {WarmUp.WindowSeconds} s windows, at least {WarmUp.MinSeconds} s, until steady; idle: the wrk warm-up of each run (default 2).",
         CustomParser = r => r.Tokens.Count == 0 ? null : ParseWhole(r, "--warmup", 0, 86_400, seconds: true),
     };
 
@@ -33,7 +33,7 @@ internal static partial class BenchCommand
 
     private static readonly Option<int[]?> Connections = new("--connections")
     {
-        Description = "Connection counts N[,N...] that replace the scenario's own (not for idle; static: of every file size; disk: of each of its two loads).",
+        Description = "Connection counts N[,N...] that replace the scenario's own (not for idle; static: of every file size; disk: of each of its two loads; tls: of both its cases).",
         CustomParser = r => r.Tokens.Count == 0 ? null
             : [.. r.Tokens.Single().Value.Split(',').Select(v => ParseWhole(r, "--connections", v.Trim(), 1, 1_000_000))],
     };

@@ -3,10 +3,13 @@ using System.Text.RegularExpressions;
 
 namespace AbBench;
 
-/// <summary>The figures of one h2load run (its main duration only, after the warm-up).</summary>
+/// <summary>
+/// The figures of one h2load run (its main duration only, after the warm-up), and what it negotiated: the
+/// application protocol h2load names (h2, h2c, http/1.1), and over TLS the version, cipher and key exchange.
+/// </summary>
 internal sealed record H2LoadResult(
     double RequestsPerSecond, long Done, long Succeeded, long Failed, long Errored, long TimedOut, long Non2xx,
-    double MeanUs, double SdUs)
+    double MeanUs, double SdUs, bool Https, string? ApplicationProtocol, string? Tls)
 {
     public string? Problem()
     {
@@ -14,6 +17,14 @@ internal sealed record H2LoadResult(
         if (Done == 0)
         {
             problems.Add("no request completed");
+        }
+        // Over TLS h2load offers h2 and http/1.1 by ALPN and falls back to HTTP/1.1 when the server does not pick
+        // h2: such a run would measure the wrong protocol and still look fine.
+        if (Https && ApplicationProtocol != H2Load.AlpnHttp2)
+        {
+            problems.Add(ApplicationProtocol is null
+                ? "h2load did not say which protocol it negotiated"
+                : $"h2load negotiated {ApplicationProtocol} by ALPN, not {H2Load.AlpnHttp2}");
         }
         if (Failed > 0 || Errored > 0 || TimedOut > 0)
         {
@@ -29,19 +40,28 @@ internal sealed record H2LoadResult(
 
 /// <summary>
 /// What every request of an h2load run is: a GET of <see cref="Path"/>, or, with a <see cref="BodyFile"/>, a POST of
-/// that file's bytes (h2load's <c>-d</c>), each with <see cref="Headers"/> added (<c>-H</c>, "name: value").
+/// that file's bytes (h2load's <c>-d</c>), each with <see cref="Headers"/> added (<c>-H</c>, "name: value"); over TLS
+/// when <see cref="Https"/> (HTTP/2 negotiated by ALPN), else cleartext HTTP/2 by prior knowledge.
 /// </summary>
 internal sealed record H2LoadRequest(string Path)
 {
+    public bool Https { get; init; }
+
     public string? BodyFile { get; init; }
 
     public IReadOnlyList<string> Headers { get; init; } = [];
 }
 
-/// <summary>Runs h2load (nghttp2) for HTTP/2 cleartext, pinned to the client CPUs.</summary>
+/// <summary>
+/// Runs h2load (nghttp2), pinned to the client CPUs: HTTP/2 cleartext (h2c, prior knowledge) to an http URL, or
+/// HTTP/2 over TLS negotiated by ALPN to an https URL. h2load does not verify the server's certificate.
+/// </summary>
 internal static partial class H2Load
 {
     public const int StreamsPerConnection = 10;
+
+    /// <summary>HTTP/2 over TLS, as ALPN names it.</summary>
+    public const string AlpnHttp2 = "h2";
 
     private static string[] Arguments(BenchContext context, H2LoadRequest request, string url, string? bodyFile, int connections, int seconds, int warmup) =>
     [
@@ -56,7 +76,7 @@ internal static partial class H2Load
 
     /// <summary>The command for the result file: the port differs per run, and the body file is named without its folder.</summary>
     public static string DisplayCommand(BenchContext context, H2LoadRequest request, int connections, int seconds, int warmup) =>
-        "taskset " + CommandLine.Join(Arguments(context, request, $"http://127.0.0.1:<port>{request.Path}",
+        "taskset " + CommandLine.Join(Arguments(context, request, ServerProcess.Url(request.Https, "<port>", request.Path),
             request.BodyFile is { } body ? Path.GetFileName(body) : null, connections, seconds, warmup));
 
     /// <summary>
@@ -67,7 +87,8 @@ internal static partial class H2Load
     public static async Task<H2LoadResult> RunAsync(BenchContext context, H2LoadRequest request, int port, int connections, int seconds,
         int warmup, Action onMainStart, Action onMainEnd, CancellationToken cancellation)
     {
-        var args = Arguments(context, request, $"http://127.0.0.1:{port}{request.Path}", request.BodyFile, connections, seconds, warmup);
+        var args = Arguments(context, request, ServerProcess.Url(request.Https, port.ToString(CultureInfo.InvariantCulture), request.Path),
+            request.BodyFile, connections, seconds, warmup);
         var output = await Processes.RunAsync("taskset", args, TimeSpan.FromSeconds(seconds + warmup + 60), cancellation,
             onLine: line =>
             {
@@ -92,6 +113,8 @@ internal static partial class H2Load
         }
 
         long Group(Match m, int i) => m.Groups[i].Success ? long.Parse(m.Groups[i].Value, CultureInfo.InvariantCulture) : 0;
+        string? Line(Regex regex) => regex.Match(text) is { Success: true } m ? m.Groups[1].Value.Trim() : null;
+        string[] tls = [.. new[] { Line(TlsProtocolRegex()), Line(CipherRegex()), Line(ServerTempKeyRegex()) }.OfType<string>()];
         return new H2LoadResult(
             RequestsPerSecond: double.Parse(finished.Groups[1].Value, CultureInfo.InvariantCulture),
             Done: Group(requests, 3),
@@ -101,8 +124,70 @@ internal static partial class H2Load
             TimedOut: Group(requests, 7),
             Non2xx: Group(status, 2) + Group(status, 3) + Group(status, 4),
             MeanUs: Microseconds(time.Groups[3].Value),
-            SdUs: Microseconds(time.Groups[4].Value));
+            SdUs: Microseconds(time.Groups[4].Value),
+            Https: request.Https,
+            ApplicationProtocol: Line(ApplicationProtocolRegex()),
+            Tls: tls.Length > 0 ? string.Join(", ", tls) : null);
     }
+
+    /// <summary>
+    /// One run on a warmed-up server: h2load's own warm-up, then its main duration, with the server's CPU time
+    /// sampled when h2load says that duration starts and ends, and its peak RSS at the end; with a
+    /// <paramref name="check"/>, also what h2load's figures cannot tell (its column and its reason to refuse the run).
+    /// </summary>
+    public static async Task<RunOutcome> MeasureAsync(BenchContext context, IServer server, Variant variant, H2LoadRequest request,
+        int connections, int round, H2RunCheck? check = null)
+    {
+        var afterRun = check is null ? null : await check.BeforeAsync(server);
+        var cpuStart = server.ReadCpuTicks();
+        var cpuEnd = -1L;
+        var startSeen = false;
+        var r = await RunAsync(context, request, server.Port, connections, context.Options.DurationSeconds, WarmUp.PerRunSeconds,
+            onMainStart: () =>
+            {
+                Volatile.Write(ref cpuStart, server.ReadCpuTicks());
+                Volatile.Write(ref startSeen, true);
+            },
+            onMainEnd: () => Volatile.Write(ref cpuEnd, server.ReadCpuTicks()),
+            context.Cancellation);
+        if (Volatile.Read(ref cpuEnd) < 0)
+        {
+            cpuEnd = server.ReadCpuTicks();
+        }
+        if (!Volatile.Read(ref startSeen))
+        {
+            context.Progress.WriteLine($"warning: {variant.Name} round {round}: h2load did not say when its main duration started; CPU µs/req includes the warm-up.");
+        }
+        var peakRss = server.ReadStatusKiB("VmHWM");
+        (string? Detail, string? Problem) checkedRun = afterRun is null ? (null, null) : await afterRun(r);
+
+        var cpuUs = (Volatile.Read(ref cpuEnd) - Volatile.Read(ref cpuStart)) * 1e6 / context.ClockTicksPerSecond;
+        var run = new Run(variant.Name, round, new Dictionary<string, double>
+        {
+            [Metric.Rps.Key] = r.RequestsPerSecond,
+            [Metric.MeanLatency.Key] = r.MeanUs,
+            [Metric.CpuPerRequest.Key] = r.Done > 0 ? cpuUs / r.Done : double.NaN,
+            [Metric.PeakRss.Key] = peakRss,
+        },
+        [
+            Fmt.Count(r.Done), $"{r.Failed}/{r.Errored}/{r.TimedOut}", Fmt.Count(r.Non2xx), Fmt.Latency(r.SdUs),
+            .. request.Https ? (string[])[r.ApplicationProtocol ?? "not said", r.Tls ?? "not said"] : [],
+            .. checkedRun.Detail is { } detail ? (string[])[detail] : [],
+        ]);
+        var problem = string.Join("; ", new[] { r.Problem(), checkedRun.Problem }.OfType<string>());
+        return new RunOutcome(run, problem.Length > 0 ? problem : null);
+    }
+
+    /// <summary>The metrics of <see cref="MeasureAsync"/>'s runs: h2load gives a mean latency, no percentiles.</summary>
+    public static readonly Metric[] Metrics = [Metric.Rps, Metric.MeanLatency, Metric.CpuPerRequest, Metric.PeakRss];
+
+    /// <summary>
+    /// The detail columns of <see cref="MeasureAsync"/>'s runs; over TLS also what was negotiated, and the check's
+    /// column if there is one.
+    /// </summary>
+    public static string[] Details(bool https, H2RunCheck? check = null) =>
+        ["requests", "failed/errored/timeout", "non-2xx", "latency sd", .. https ? (string[])["ALPN", "TLS"] : [],
+            .. check is null ? [] : (string[])[check.Column]];
 
     /// <summary>An h2load duration such as 280us, 26.42ms or 1.5s, in microseconds.</summary>
     private static double Microseconds(string value)
@@ -133,6 +218,18 @@ internal static partial class H2Load
 
     [GeneratedRegex(@"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", RegexOptions.Multiline)]
     private static partial Regex TimeForRequestRegex();
+
+    [GeneratedRegex(@"^Application protocol: (.+)$", RegexOptions.Multiline)]
+    private static partial Regex ApplicationProtocolRegex();
+
+    [GeneratedRegex(@"^TLS Protocol: (.+)$", RegexOptions.Multiline)]
+    private static partial Regex TlsProtocolRegex();
+
+    [GeneratedRegex(@"^Cipher: (.+)$", RegexOptions.Multiline)]
+    private static partial Regex CipherRegex();
+
+    [GeneratedRegex(@"^Server Temp Key: (.+)$", RegexOptions.Multiline)]
+    private static partial Regex ServerTempKeyRegex();
 
     [GeneratedRegex(@"^([\d.]+)(us|ms|s)$")]
     private static partial Regex DurationRegex();

@@ -12,6 +12,12 @@ internal sealed record WrkLoad(string Path, string Script, IReadOnlyList<string>
     public int? TimeoutSeconds { get; init; }
 
     /// <summary>
+    /// Whether the URL is https: wrk then speaks TLS (OpenSSL, and it does not verify the server's certificate, so the
+    /// harness's self-signed one serves) and sends HTTP/1.1 over it; it offers no ALPN.
+    /// </summary>
+    public bool Https { get; init; }
+
+    /// <summary>
     /// The body size every response must carry (a static file), or null. wrk does not look at bodies: a run whose
     /// bytes read per completed response fall below this served something shorter than the file.
     /// </summary>
@@ -71,11 +77,11 @@ internal static class Wrk
 
     /// <summary>The command as the result file shows it: repository-relative script path, port left open.</summary>
     public static string DisplayCommand(BenchContext context, WrkLoad load, int seconds) =>
-        "taskset " + CommandLine.Join(Arguments(context, load, $"bench/AbBench/scripts/{load.Script}", $"http://127.0.0.1:<port>{load.Path}", seconds));
+        "taskset " + CommandLine.Join(Arguments(context, load, $"bench/AbBench/scripts/{load.Script}", ServerProcess.Url(load.Https, "<port>", load.Path), seconds));
 
     public static async Task<WrkResult> RunAsync(BenchContext context, WrkLoad load, int port, int seconds, CancellationToken cancellation)
     {
-        var args = Arguments(context, load, Path.Combine(context.ScriptsDir, load.Script), $"http://127.0.0.1:{port}{load.Path}", seconds);
+        var args = Arguments(context, load, Path.Combine(context.ScriptsDir, load.Script), ServerProcess.Url(load.Https, port.ToString(CultureInfo.InvariantCulture), load.Path), seconds);
         var output = await Processes.RunAsync("taskset", args, TimeSpan.FromSeconds(seconds + (load.TimeoutSeconds ?? 0) + 60), cancellation);
         var line = output.StdOut.Split('\n').FirstOrDefault(l => l.StartsWith("ABRESULT ", StringComparison.Ordinal));
         if (output.ExitCode != 0 || line is null)

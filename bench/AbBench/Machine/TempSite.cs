@@ -4,9 +4,9 @@ namespace AbBench;
 
 /// <summary>
 /// A temporary folder for the scenarios' generated files: for static and disk the files they serve under
-/// <see cref="Root"/>, the harness's own files (nginx.conf, nginx's logs, grpc's request body) beside it, so that no
-/// server serves those. It is made under the temporary folder (TMPDIR, else /tmp) and deleted with everything in it
-/// on dispose.
+/// <see cref="Root"/>, the harness's own files (nginx.conf, nginx's logs, grpc's request body, tls's certificate)
+/// beside it, so that no server serves those. It is made under the temporary folder (TMPDIR, else /tmp), only this
+/// user may open it, and it is deleted with everything in it on dispose.
 /// </summary>
 internal sealed class TempSite : IDisposable
 {

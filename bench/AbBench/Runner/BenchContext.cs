@@ -46,11 +46,11 @@ internal sealed class BenchContext
     }
 
     /// <summary>How each variant's server is started, for the result file: the app, its arguments, then <paramref name="extraArgs"/>.</summary>
-    public void AddServerCommands(ScenarioResult result, IEnumerable<Variant> variants, IReadOnlyList<string> extraArgs)
+    public void AddServerCommands(ScenarioResult result, IEnumerable<Variant> variants, IReadOnlyList<string> extraArgs, bool https = false)
     {
         foreach (var v in variants)
         {
-            result.Commands.Add(ServerProcess.DisplayCommand(this, [.. v.ArgList, .. extraArgs]) + $"   # {v.Name}");
+            result.Commands.Add(ServerProcess.DisplayCommand(this, [.. v.ArgList, .. extraArgs], https) + $"   # {v.Name}");
         }
     }
 }

@@ -55,9 +55,12 @@ internal sealed record ServerSpec(Variant Variant, Func<CancellationToken, Task<
     /// <summary>Whether the server runs .NET code that must tier up: nginx gets only the per-run warm-up.</summary>
     public bool WarmsUp { get; init; } = true;
 
-    /// <summary>The sample's server for <paramref name="variant"/>: its arguments, then <paramref name="extraArgs"/>.</summary>
-    public static ServerSpec Sample(BenchContext context, Variant variant, IReadOnlyList<string> extraArgs, bool http2 = false) =>
-        new(variant, async ct => await ServerProcess.StartAsync(context, [.. variant.ArgList, .. extraArgs], http2, ct));
+    /// <summary>
+    /// The sample's server for <paramref name="variant"/>: its arguments, then <paramref name="extraArgs"/>; on https
+    /// with <paramref name="tls"/>, which <paramref name="extraArgs"/> then name for Kestrel.
+    /// </summary>
+    public static ServerSpec Sample(BenchContext context, Variant variant, IReadOnlyList<string> extraArgs, bool http2 = false, SelfSignedCertificate? tls = null) =>
+        new(variant, async ct => await ServerProcess.StartAsync(context, [.. variant.ArgList, .. extraArgs], http2, tls, ct));
 }
 
 /// <summary>

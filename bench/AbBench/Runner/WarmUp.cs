@@ -53,4 +53,11 @@ internal static class WarmUp
         var w = await Wrk.RunAsync(context, load, server.Port, seconds, context.Cancellation);
         return w.Requests > 0 ? w.RequestsPerSecond : throw new BenchException($"the warm-up failed completely: {w.Problem()}");
     };
+
+    /// <summary>A warm-up window of h2load load (no warm-up of its own): its req/s, or a failure if no request succeeded.</summary>
+    public static Func<IServer, int, Task<double>> H2LoadWindow(BenchContext context, H2LoadRequest request, int connections) => async (server, seconds) =>
+    {
+        var r = await H2Load.RunAsync(context, request, server.Port, connections, seconds, 0, () => { }, () => { }, context.Cancellation);
+        return r.Succeeded > 0 ? r.RequestsPerSecond : throw new BenchException($"the warm-up failed completely: {r.Problem()}");
+    };
 }

@@ -54,55 +54,12 @@ internal sealed class H2Scenario : Scenario
             Result = result,
             Servers = [.. o.Variants.Select(v => ServerSpec.Sample(context, v, Http2Args, http2: true))],
             AfterStart = workload.AfterStart,
-            WarmUp = new WarmUpPlan(warmup, $"at {warmupConnections} connections", async (server, seconds) =>
-            {
-                var r = await H2Load.RunAsync(context, request, server.Port, warmupConnections, seconds, 0, () => { }, () => { }, context.Cancellation);
-                return r.Succeeded > 0 ? r.RequestsPerSecond : throw new BenchException($"the warm-up failed completely: {r.Problem()}");
-            }),
+            WarmUp = new WarmUpPlan(warmup, $"at {warmupConnections} connections", WarmUp.H2LoadWindow(context, request, warmupConnections)),
             Cases = [.. connections.Select(c => new CasePlan(
-                new CaseResult($"{c} connections × {H2Load.StreamsPerConnection} streams", $"c={c}",
-                    [Metric.Rps, Metric.MeanLatency, Metric.CpuPerRequest, Metric.PeakRss],
-                    ["requests", "failed/errored/timeout", "non-2xx", "latency sd", .. workload.RunCheck is { } check ? (string[])[check.Column] : []]),
-                (server, variant, round) => RunOnceAsync(context, server, variant, workload, c, round)))],
+                new CaseResult($"{c} connections × {H2Load.StreamsPerConnection} streams", $"c={c}", H2Load.Metrics, H2Load.Details(https: false, workload.RunCheck)),
+                (server, variant, round) => H2Load.MeasureAsync(context, server, variant, request, c, round, workload.RunCheck)))],
             SecondsPerRun = WarmUp.PerRunSeconds + o.DurationSeconds + 2,
         };
-    }
-
-    private static async Task<RunOutcome> RunOnceAsync(BenchContext context, IServer server, Variant variant, H2Workload workload, int connections, int round)
-    {
-        var afterRun = workload.RunCheck is { } check ? await check.BeforeAsync(server) : null;
-        var cpuStart = server.ReadCpuTicks();
-        var cpuEnd = -1L;
-        var startSeen = false;
-        var r = await H2Load.RunAsync(context, workload.Request, server.Port, connections, context.Options.DurationSeconds, WarmUp.PerRunSeconds,
-            onMainStart: () =>
-            {
-                Volatile.Write(ref cpuStart, server.ReadCpuTicks());
-                Volatile.Write(ref startSeen, true);
-            },
-            onMainEnd: () => Volatile.Write(ref cpuEnd, server.ReadCpuTicks()),
-            context.Cancellation);
-        if (Volatile.Read(ref cpuEnd) < 0)
-        {
-            cpuEnd = server.ReadCpuTicks();
-        }
-        if (!Volatile.Read(ref startSeen))
-        {
-            context.Progress.WriteLine($"warning: {workload.Name} {variant.Name} round {round}: h2load did not say when its main duration started; CPU µs/req includes the warm-up.");
-        }
-        var peakRss = server.ReadStatusKiB("VmHWM");
-        (string? Detail, string? Problem) checkedRun = afterRun is null ? (null, null) : await afterRun(r);
-
-        var cpuUs = (Volatile.Read(ref cpuEnd) - Volatile.Read(ref cpuStart)) * 1e6 / context.ClockTicksPerSecond;
-        var run = new Run(variant.Name, round, new Dictionary<string, double>
-        {
-            [Metric.Rps.Key] = r.RequestsPerSecond,
-            [Metric.MeanLatency.Key] = r.MeanUs,
-            [Metric.CpuPerRequest.Key] = r.Done > 0 ? cpuUs / r.Done : double.NaN,
-            [Metric.PeakRss.Key] = peakRss,
-        }, [Fmt.Count(r.Done), $"{r.Failed}/{r.Errored}/{r.TimedOut}", Fmt.Count(r.Non2xx), Fmt.Latency(r.SdUs), .. checkedRun.Detail is { } detail ? (string[])[detail] : []]);
-        var problem = string.Join("; ", new[] { r.Problem(), checkedRun.Problem }.OfType<string>());
-        return new RunOutcome(run, problem.Length > 0 ? problem : null);
     }
 }
 

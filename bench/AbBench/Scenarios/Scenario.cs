@@ -1,13 +1,14 @@
 namespace AbBench;
 
-/// <summary>The load generator a scenario needs on the machine.</summary>
+/// <summary>The load generators a scenario needs on the machine (tls needs both).</summary>
+[Flags]
 internal enum LoadTool
 {
     /// <summary>wrk (idle also uses it for its warm-up).</summary>
-    Wrk,
+    Wrk = 1,
 
     /// <summary>h2load, from nghttp2.</summary>
-    H2Load,
+    H2Load = 2,
 }
 
 /// <summary>

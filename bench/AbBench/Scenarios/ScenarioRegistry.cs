@@ -20,6 +20,7 @@ internal static class ScenarioRegistry
             "POST of a 1 MiB body to /echo, streamed back (wrk)", "/echo", "upload.lua", [], [64]),
         new IdleScenario(),
         new H2Scenario(),
+        new TlsScenario(),
         new GrpcScenario(),
         new StaticScenario(),
         new DiskScenario(),

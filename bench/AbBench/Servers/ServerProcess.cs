@@ -1,12 +1,14 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
 namespace AbBench;
 
 /// <summary>
-/// One run's samples/WebApp server: <c>taskset -c CPUS dotnet WebApp.dll ARGS --urls http://127.0.0.1:PORT</c>.
-/// taskset execs dotnet, so the process id is the server's and its /proc entries are the server's.
+/// One run's samples/WebApp server: <c>taskset -c CPUS dotnet WebApp.dll ARGS --urls http://127.0.0.1:PORT</c>, or
+/// https:// when it serves a certificate the harness made. taskset execs dotnet, so the process id is the server's
+/// and its /proc entries are the server's.
 /// </summary>
 internal sealed class ServerProcess : ServedProcess
 {
@@ -28,11 +30,15 @@ internal sealed class ServerProcess : ServedProcess
     public override string? StartupLine => _startupLine;
 
     /// <summary>How a server is started, for the result file (the port differs per run).</summary>
-    public static string DisplayCommand(BenchContext context, IEnumerable<string> args) =>
-        $"taskset -c {context.Options.ServerCpus} dotnet {Path.GetFileName(context.AppPath)} {CommandLine.Join(args)} --urls http://127.0.0.1:<port>".Replace("  ", " ", StringComparison.Ordinal);
+    public static string DisplayCommand(BenchContext context, IEnumerable<string> args, bool https = false) =>
+        $"taskset -c {context.Options.ServerCpus} dotnet {Path.GetFileName(context.AppPath)} {CommandLine.Join(args)} --urls {Url(https, "<port>", "")}".Replace("  ", " ", StringComparison.Ordinal);
 
-    /// <summary>Starts a server on a free port and returns once GET /plaintext answers with a 2xx status.</summary>
-    public static async Task<ServerProcess> StartAsync(BenchContext context, IEnumerable<string> args, bool http2, CancellationToken cancellation)
+    /// <summary>
+    /// Starts a server on a free port and returns once GET /plaintext answers with a 2xx status. With
+    /// <paramref name="tls"/> it listens on https (<paramref name="args"/> name the certificate for Kestrel) and the
+    /// check trusts that certificate alone.
+    /// </summary>
+    public static async Task<ServerProcess> StartAsync(BenchContext context, IEnumerable<string> args, bool http2, SelfSignedCertificate? tls, CancellationToken cancellation)
     {
         var port = FreePort();
         var startInfo = new ProcessStartInfo("taskset")
@@ -41,7 +47,7 @@ internal sealed class ServerProcess : ServedProcess
             RedirectStandardError = true,
             WorkingDirectory = Path.GetDirectoryName(context.AppPath) ?? "",
         };
-        foreach (var arg in (string[])["-c", context.Options.ServerCpus, context.DotnetPath, context.AppPath, .. args, "--urls", $"http://127.0.0.1:{port}"])
+        foreach (var arg in (string[])["-c", context.Options.ServerCpus, context.DotnetPath, context.AppPath, .. args, "--urls", Url(tls is not null, port.ToString(CultureInfo.InvariantCulture), "")])
         {
             startInfo.ArgumentList.Add(arg);
         }
@@ -53,7 +59,7 @@ internal sealed class ServerProcess : ServedProcess
         server.Process.BeginErrorReadLine();
         try
         {
-            await server.WaitUntilReadyAsync(http2, cancellation);
+            await server.WaitUntilReadyAsync(http2, tls, cancellation);
             return server;
         }
         catch
@@ -102,11 +108,15 @@ internal sealed class ServerProcess : ServedProcess
         }
     }
 
-    private async Task WaitUntilReadyAsync(bool http2, CancellationToken cancellation)
+    private async Task WaitUntilReadyAsync(bool http2, SelfSignedCertificate? tls, CancellationToken cancellation)
     {
         using var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(1), UseProxy = false };
+        if (tls is not null)
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) => tls.Validate(certificate, errors);
+        }
         using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(2) };
-        var url = new Uri($"http://127.0.0.1:{Port}/plaintext");
+        var url = new Uri(Url(tls is not null, Port.ToString(CultureInfo.InvariantCulture), "/plaintext"));
         var started = Stopwatch.StartNew();
         var last = "no answer yet";
         while (true)
@@ -156,6 +166,9 @@ internal sealed class ServerProcess : ServedProcess
 
     protected override string GoneMessage(string error) =>
         $"the server (pid {Pid}) is gone: {error}. Its output:\n{OutputTail()}";
+
+    /// <summary>A URL on 127.0.0.1, where every server the harness starts listens; the loads use it too.</summary>
+    public static string Url(bool https, string port, string path) => $"{(https ? "https" : "http")}://127.0.0.1:{port}{path}";
 
     /// <summary>A TCP port on 127.0.0.1 that nothing listens on right now.</summary>
     public static int FreePort()
