@@ -122,12 +122,6 @@ internal sealed partial class EpollConnection
             _reactor.Observer?.OnWriteWouldBlock(this);
             return;
         }
-        if (result.Interrupted)
-        {
-            _reactor.QueueSend(this);
-            return;
-        }
-
         OnSendError(result.Errno);
     }
 
