@@ -12,7 +12,6 @@ namespace EpollTransport.Tests;
 /// </summary>
 public class ConfigurationBindingTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
     [Fact]
     public async Task TheOverloadBindsTheSectionAndTheDelegateWins()
@@ -44,11 +43,11 @@ public class ConfigurationBindingTests
             "--AmpedStaticFiles:CacheControl", "max-age=60");
         try
         {
-            var port = await server.ListeningPort.WaitAsync(Timeout);
-            await server.Logged("inline scheduling: on").WaitAsync(Timeout);
+            var port = await server.ListeningPort.WaitAsync(LongWaitLimit);
+            await server.Logged("inline scheduling: on").WaitAsync(LongWaitLimit);
 
             using var client = new HttpClient();
-            using var response = await client.GetAsync($"http://127.0.0.1:{port}/").WaitAsync(Timeout);
+            using var response = await client.GetAsync($"http://127.0.0.1:{port}/").WaitAsync(LongWaitLimit);
             response.EnsureSuccessStatusCode();
             Assert.Equal("max-age=60", response.Headers.CacheControl?.ToString());
         }

@@ -63,7 +63,7 @@ internal sealed class FileCache
     /// </summary>
     public void Add(string key, CachedPath entry, long generation)
     {
-        if (_capacity == 0 || _watcher.Generation != generation || !_watcher.IsListening)
+        if (_capacity == 0 || !_watcher.MayCache(generation))
         {
             return;
         }

@@ -37,7 +37,7 @@ internal sealed class MissCache
     /// </remarks>
     public void Add(string path, long generation)
     {
-        if (_watcher.Generation != generation || !_watcher.IsListening || Volatile.Read(ref _count) >= _capacity || !_paths.TryAdd(path, 0))
+        if (!_watcher.MayCache(generation) || Volatile.Read(ref _count) >= _capacity || !_paths.TryAdd(path, 0))
         {
             return;
         }
@@ -58,7 +58,8 @@ internal sealed class MissCache
     /// </remarks>
     private void Clear()
     {
-        foreach (var path in _paths.Keys)
+        // Enumerating the dictionary takes no lock; its Keys would take every bucket's lock and copy them all.
+        foreach (var (path, _) in _paths)
         {
             Forget(path);
         }

@@ -82,6 +82,12 @@ internal sealed partial class RootWatcher : IDisposable
     /// </summary>
     public bool IsListening => Volatile.Read(ref _listening);
 
+    /// <summary>
+    /// Whether an answer looked up when the generation was <paramref name="generation"/> may be cached: nothing has
+    /// changed since, and a change now would be reported (and would empty the caches).
+    /// </summary>
+    public bool MayCache(long generation) => Generation == generation && IsListening;
+
     /// <summary>Completes once the next change has been reported and the caches have emptied.</summary>
     public Task NextChange => Volatile.Read(ref _nextChange).Task;
 

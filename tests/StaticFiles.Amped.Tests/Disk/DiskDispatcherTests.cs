@@ -15,7 +15,6 @@ namespace StaticFiles.Amped.Tests.Disk;
 /// </summary>
 public sealed class DiskDispatcherTests : IDisposable
 {
-    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
     private readonly AmpedMetrics _metrics = new(meterFactory: null, requestPath: "");
 
     public void Dispose() => _metrics.Dispose();

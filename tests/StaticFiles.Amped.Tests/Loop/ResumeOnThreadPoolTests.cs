@@ -53,9 +53,9 @@ public sealed class ResumeOnThreadPoolTests : IDisposable
             app.Use(next => context => files.InvokeAsync(context, next));
             app.Run(context =>
             {
-                // An endpoint that blocks its thread, as a synchronous database call would; at most 2 s.
+                // An endpoint that blocks its thread, as a synchronous database call would, until the test releases it.
                 blocking.TrySetResult();
-                unblocked.TrySetResult(gate.Wait(TimeSpan.FromSeconds(2)));
+                unblocked.TrySetResult(gate.Wait(WaitLimit));
                 return context.Response.WriteAsync("blocked");
             });
         }, reactorCount: 1);
@@ -64,12 +64,20 @@ public sealed class ResumeOnThreadPoolTests : IDisposable
 
         var blocked = blockedClient.GetStringAsync("/block");
         await blocking.Task.WaitAsync(WaitLimit);
-        var file = await fileClient.GetStringAsync("/file.txt").WaitAsync(WaitLimit);
+        string file;
+        try
+        {
+            file = await fileClient.GetStringAsync("/file.txt").WaitAsync(WaitLimit);
 
-        // The file came while the endpoint was still inside its wait, not after the wait gave up.
-        Assert.False(unblocked.Task.IsCompleted);
+            // The file came while the endpoint was still inside its wait, not after the wait gave up.
+            Assert.False(unblocked.Task.IsCompleted);
+        }
+        finally
+        {
+            // Released whatever happened, so that a failed run leaves no thread blocked for the host's shutdown.
+            gate.Set();
+        }
         Assert.Equal("file", file);
-        gate.Set();
         Assert.True(await unblocked.Task.WaitAsync(WaitLimit));
         Assert.Equal("blocked", await blocked.WaitAsync(WaitLimit));
     }

@@ -19,8 +19,6 @@ namespace EpollTransport.Tests.Faults;
 /// </summary>
 internal sealed class FaultServer : IAsyncDisposable
 {
-    /// <summary>The one bound on every wait of the fault tests.</summary>
-
     private readonly IServiceProvider _services;
 
     private FaultServer(KestrelHost host, IServiceProvider services, ConnectionTracker connections)

@@ -7,8 +7,6 @@ namespace EpollTransport.Tests.Posix;
 
 public class IOVectorBatchTests
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
-
     [Fact]
     public async Task AManySegmentSequenceArrivesByteExact()
     {
@@ -29,7 +27,7 @@ public class IOVectorBatchTests
         // Blocking, so that each sendmsg waits for room rather than answering EAGAIN; the timeout turns a reader
         // that stopped into a failed send instead of a hung test.
         sender.Blocking = true;
-        sender.SendTimeout = (int)Timeout.TotalMilliseconds;
+        sender.SendTimeout = (int)WaitLimit.TotalMilliseconds;
         var fd = (int)sender.Handle;
 
         var received = ReceiveAsync(receiver, expected.Length);
@@ -44,7 +42,7 @@ public class IOVectorBatchTests
         }
         sender.Shutdown(SocketShutdown.Send);
 
-        Assert.Equal(expected, await received.WaitAsync(Timeout));
+        Assert.Equal(expected, await received.WaitAsync(WaitLimit));
         Assert.Equal(IOVectorBatch.MaxVectors, sends[0]);
         Assert.True(sends.Count > 1);
     }

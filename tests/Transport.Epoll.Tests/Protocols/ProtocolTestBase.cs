@@ -11,8 +11,6 @@ namespace EpollTransport.Tests.Protocols;
 /// </summary>
 public abstract class ProtocolTestBase(ITestOutputHelper output)
 {
-    /// <summary>The bound on every wait of the protocol tests.</summary>
-
     public static TheoryData<string> Transports => KestrelHost.Transports;
 
     /// <summary>Every transport with <c>HTTP/1.1</c> and with <c>HTTP/2</c> (cleartext, by prior knowledge).</summary>
