@@ -19,12 +19,9 @@ namespace EpollTransport.Tests.Faults;
 /// </summary>
 internal sealed class FaultServer : IAsyncDisposable
 {
-    private readonly IServiceProvider _services;
-
-    private FaultServer(KestrelHost host, IServiceProvider services, ConnectionTracker connections)
+    private FaultServer(KestrelHost host, ConnectionTracker connections)
     {
         Host = host;
-        _services = services;
         Connections = connections;
     }
 
@@ -50,18 +47,16 @@ internal sealed class FaultServer : IAsyncDisposable
 
     /// <summary>The transport's <c>MaxWriteBufferSize</c>: how much the app may write ahead of the socket.</summary>
     public long MaxWriteBufferSize => IsEpoll
-        ? _services.GetRequiredService<IOptions<EpollTransportOptions>>().Value.MaxWriteBufferSize ?? long.MaxValue
-        : _services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.MaxWriteBufferSize ?? long.MaxValue;
+        ? Host.Services.GetRequiredService<IOptions<EpollTransportOptions>>().Value.MaxWriteBufferSize ?? long.MaxValue
+        : Host.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.MaxWriteBufferSize ?? long.MaxValue;
 
     /// <summary>Starts Kestrel on <paramref name="transport"/>; <paramref name="limits"/> sets Kestrel's limits first.</summary>
     public static async Task<FaultServer> StartAsync(string transport, Action<WebApplication> map, ITestOutputHelper output,
         Action<KestrelServerLimits>? limits = null)
     {
-        IServiceProvider? services = null;
         var connections = new ConnectionTracker();
         var host = await KestrelHost.StartAsync(transport, app =>
         {
-            services = app.Services;
             // Kestrel reads its options when the server starts, after this callback: the same options instance.
             var kestrel = app.Services.GetRequiredService<IOptions<KestrelServerOptions>>().Value;
             limits?.Invoke(kestrel.Limits);
@@ -69,7 +64,7 @@ internal sealed class FaultServer : IAsyncDisposable
             kestrel.ConfigureEndpointDefaults(listen => listen.Use(connections.Middleware));
             map(app);
         }, output);
-        return new FaultServer(host, services!, connections);
+        return new FaultServer(host, connections);
     }
 
     /// <summary>
@@ -78,7 +73,7 @@ internal sealed class FaultServer : IAsyncDisposable
     /// </summary>
     public long ReactorActiveConnections()
     {
-        var meterFactory = _services.GetRequiredService<IMeterFactory>();
+        var meterFactory = Host.Services.GetRequiredService<IMeterFactory>();
         long total = 0;
         var seen = false;
         using var listener = new MeterListener

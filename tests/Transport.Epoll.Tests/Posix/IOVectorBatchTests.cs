@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using EpollTransport.Posix;
+using EpollTransport.Tests.Transport;
 
 namespace EpollTransport.Tests.Posix;
 
@@ -30,7 +31,7 @@ public class IOVectorBatchTests
         sender.SendTimeout = (int)WaitLimit.TotalMilliseconds;
         var fd = (int)sender.Handle;
 
-        var received = ReceiveAsync(receiver, expected.Length);
+        var received = TransportHarness.ReceiveToEndAsync(receiver, expected.Length, CancellationToken.None);
         var sends = new List<int>();
         while (!sequence.IsEmpty)
         {
@@ -45,21 +46,6 @@ public class IOVectorBatchTests
         Assert.Equal(expected, await received.WaitAsync(WaitLimit));
         Assert.Equal(IOVectorBatch.MaxVectors, sends[0]);
         Assert.True(sends.Count > 1);
-    }
-
-    private static async Task<byte[]> ReceiveAsync(Socket socket, int length)
-    {
-        var buffer = new byte[length + 1];
-        var total = 0;
-        while (true)
-        {
-            var read = await socket.ReceiveAsync(buffer.AsMemory(total));
-            if (read == 0)
-            {
-                return buffer[..total];
-            }
-            total += read;
-        }
     }
 
     /// <summary>Segments of these sizes, each filled with its own bytes, and the whole stream they make.</summary>
