@@ -22,6 +22,9 @@ internal sealed record WrkLoad(string Path, string Script, IReadOnlyList<string>
     /// bytes read per completed response fall below this served something shorter than the file.
     /// </summary>
     public long? BodyBytes { get; init; }
+
+    /// <summary>Extra request headers, each passed to wrk as <c>-H "Name: value"</c> (e.g. <c>Connection: close</c>).</summary>
+    public IReadOnlyList<string> Headers { get; init; } = [];
 }
 
 /// <summary>The ABRESULT line that the scripts' done() prints.</summary>
@@ -71,6 +74,7 @@ internal static class Wrk
         "prlimit", $"--nofile={context.LoadNoFileLimit}:{context.LoadNoFileLimit}",
         "wrk", $"-t{context.Options.LoadThreads}", $"-c{load.Connections}", $"-d{seconds}s", "--latency",
         .. load.TimeoutSeconds is { } timeout ? (string[])["--timeout", $"{timeout}s"] : [],
+        .. load.Headers.SelectMany(header => (string[])["-H", header]),
         "-s", scriptPath, url,
         .. load.ScriptArgs.Count > 0 ? ["--", .. load.ScriptArgs] : Array.Empty<string>(),
     ];
