@@ -136,6 +136,9 @@ internal static class Wrk
         return new RunOutcome(run, r.Problem());
     }
 
+    /// <summary>The metrics of <see cref="MeasureAsync"/>'s runs.</summary>
+    public static readonly Metric[] Metrics = [Metric.Rps, Metric.P50, Metric.P99, Metric.CpuPerRequest, Metric.PeakRss];
+
     /// <summary>The detail columns of <see cref="MeasureAsync"/>'s runs.</summary>
     public static readonly string[] Details = ["requests", "errors connect/read/write/timeout", "status >= 400"];
 }
