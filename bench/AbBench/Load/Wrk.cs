@@ -36,6 +36,9 @@ internal sealed record WrkResult(
 
     public long SocketErrors => ConnectErrors + ReadErrors + WriteErrors + TimeoutErrors;
 
+    /// <summary>The socket error counts as the detail columns show them: connect/read/write/timeout.</summary>
+    public string ErrorCounts => $"{ConnectErrors}/{ReadErrors}/{WriteErrors}/{TimeoutErrors}";
+
     /// <summary>
     /// What went wrong in the run, or null if nothing did. wrk counts every status >= 400 as a status error.
     /// Without <paramref name="socketErrors"/>, connect, read, write and timeout errors are left to the caller to
@@ -132,7 +135,7 @@ internal static class Wrk
             [Metric.P99.Key] = r.P99Us,
             [Metric.CpuPerRequest.Key] = r.Requests > 0 ? cpuUs / r.Requests : double.NaN,
             [Metric.PeakRss.Key] = peakRss,
-        }, [Fmt.Count(r.Requests), $"{r.ConnectErrors}/{r.ReadErrors}/{r.WriteErrors}/{r.TimeoutErrors}", Fmt.Count(r.StatusErrors)]);
+        }, [Fmt.Count(r.Requests), r.ErrorCounts, Fmt.Count(r.StatusErrors)]);
         return new RunOutcome(run, r.Problem());
     }
 
