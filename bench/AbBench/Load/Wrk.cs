@@ -116,11 +116,7 @@ internal static class Wrk
     public static async Task<RunOutcome> MeasureAsync(BenchContext context, IServer server, Variant variant, WrkLoad load, int round)
     {
         var ct = context.Cancellation;
-        var w = await RunAsync(context, load, server.Port, WarmUp.PerRunSeconds, ct);
-        if (w.Requests == 0)
-        {
-            throw new BenchException($"the warm-up failed completely: {w.Problem()}");
-        }
+        await WarmUp.WrkWindow(context, load)(server, WarmUp.PerRunSeconds);
 
         var cpuBefore = server.ReadCpuTicks();
         var r = await RunAsync(context, load, server.Port, context.Options.DurationSeconds, ct);
