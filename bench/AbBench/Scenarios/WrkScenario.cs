@@ -44,10 +44,7 @@ internal sealed class WrkScenario(string name, string summary, string descriptio
         foreach (var c in counts)
         {
             var load = new WrkLoad(target, script, scriptArgs, c);
-            if (warmup > 0)
-            {
-                result.Commands.Add(Wrk.DisplayCommand(context, load, WarmUp.PerRunSeconds) + "   # warm-up of each run");
-            }
+            result.Commands.Add(Wrk.DisplayCommand(context, load, WarmUp.PerRunSeconds) + "   # warm-up of each run");
             result.Commands.Add(Wrk.DisplayCommand(context, load, o.DurationSeconds) + "   # measured");
         }
 
