@@ -22,6 +22,9 @@ internal sealed record WrkLoad(string Path, string Script, IReadOnlyList<string>
     /// bytes read per completed response fall below this served something shorter than the file.
     /// </summary>
     public long? BodyBytes { get; init; }
+
+    /// <summary>Extra request headers, each passed to wrk as <c>-H "Name: value"</c> (e.g. <c>Connection: close</c>).</summary>
+    public IReadOnlyList<string> Headers { get; init; } = [];
 }
 
 /// <summary>The ABRESULT line that the scripts' done() prints.</summary>
@@ -32,6 +35,9 @@ internal sealed record WrkResult(
     public double RequestsPerSecond => DurationUs > 0 ? Requests / (DurationUs / 1e6) : 0;
 
     public long SocketErrors => ConnectErrors + ReadErrors + WriteErrors + TimeoutErrors;
+
+    /// <summary>The socket error counts as the detail columns show them: connect/read/write/timeout.</summary>
+    public string ErrorCounts => $"{ConnectErrors}/{ReadErrors}/{WriteErrors}/{TimeoutErrors}";
 
     /// <summary>
     /// What went wrong in the run, or null if nothing did. wrk counts every status >= 400 as a status error.
@@ -71,6 +77,7 @@ internal static class Wrk
         "prlimit", $"--nofile={context.LoadNoFileLimit}:{context.LoadNoFileLimit}",
         "wrk", $"-t{context.Options.LoadThreads}", $"-c{load.Connections}", $"-d{seconds}s", "--latency",
         .. load.TimeoutSeconds is { } timeout ? (string[])["--timeout", $"{timeout}s"] : [],
+        .. load.Headers.SelectMany(header => (string[])["-H", header]),
         "-s", scriptPath, url,
         .. load.ScriptArgs.Count > 0 ? ["--", .. load.ScriptArgs] : Array.Empty<string>(),
     ];
@@ -109,11 +116,7 @@ internal static class Wrk
     public static async Task<RunOutcome> MeasureAsync(BenchContext context, IServer server, Variant variant, WrkLoad load, int round)
     {
         var ct = context.Cancellation;
-        var w = await RunAsync(context, load, server.Port, WarmUp.PerRunSeconds, ct);
-        if (w.Requests == 0)
-        {
-            throw new BenchException($"the warm-up failed completely: {w.Problem()}");
-        }
+        await WarmUp.WrkWindow(context, load)(server, WarmUp.PerRunSeconds);
 
         var cpuBefore = server.ReadCpuTicks();
         var r = await RunAsync(context, load, server.Port, context.Options.DurationSeconds, ct);
@@ -128,9 +131,12 @@ internal static class Wrk
             [Metric.P99.Key] = r.P99Us,
             [Metric.CpuPerRequest.Key] = r.Requests > 0 ? cpuUs / r.Requests : double.NaN,
             [Metric.PeakRss.Key] = peakRss,
-        }, [Fmt.Count(r.Requests), $"{r.ConnectErrors}/{r.ReadErrors}/{r.WriteErrors}/{r.TimeoutErrors}", Fmt.Count(r.StatusErrors)]);
+        }, [Fmt.Count(r.Requests), r.ErrorCounts, Fmt.Count(r.StatusErrors)]);
         return new RunOutcome(run, r.Problem());
     }
+
+    /// <summary>The metrics of <see cref="MeasureAsync"/>'s runs.</summary>
+    public static readonly Metric[] Metrics = [Metric.Rps, Metric.P50, Metric.P99, Metric.CpuPerRequest, Metric.PeakRss];
 
     /// <summary>The detail columns of <see cref="MeasureAsync"/>'s runs.</summary>
     public static readonly string[] Details = ["requests", "errors connect/read/write/timeout", "status >= 400"];

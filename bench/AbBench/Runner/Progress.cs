@@ -40,12 +40,19 @@ internal sealed class Progress : IDisposable
         }
     }
 
-    /// <summary>The next step: a server start, a warm-up, or a measured run (whose label has a round in it).</summary>
-    public void Step(string step)
+    /// <summary>
+    /// The next step: a server start, a warm-up, or (<paramref name="run"/>) a measured run. The first measured run
+    /// starts the clock that the estimate of the time left follows once a run has ended.
+    /// </summary>
+    public void Step(string step, bool run = false)
     {
         lock (_lock)
         {
             _step = step;
+            if (run)
+            {
+                _runsClock.Start();
+            }
             if (_live)
             {
                 Draw();
@@ -109,10 +116,6 @@ internal sealed class Progress : IDisposable
 
     private string Status()
     {
-        if (_step.Contains(" round ", StringComparison.Ordinal) || _step.Contains(" minute ", StringComparison.Ordinal))
-        {
-            _runsClock.Start();
-        }
         // Before the first run ends the plan's estimate; after it, the pace of the runs so far.
         var perRun = _done > 0 ? _runsClock.Elapsed.TotalSeconds / _done : _secondsPerRun;
         var left = TimeSpan.FromSeconds(Math.Max(0, _runs - _done) * perRun);

@@ -160,7 +160,8 @@ internal static class Runner
     {
         var variant = plan.Servers[i].Variant;
         var label = $"{plan.Result.Name} {c.Result.Label} {c.RoundName} {round}/{rounds} {variant.Name}";
-        context.Progress.Step(label);
+        // A measured run (a round, or a soak minute): the progress estimate follows the pace of these.
+        context.Progress.Step(label, run: true);
         var outcome = await Labelled(label, () => c.RunOnceAsync(server, variant, round));
         context.Progress.RunDone();
         if (outcome.Run is { } run)

@@ -188,11 +188,8 @@ internal sealed class DiskScenario : Scenario
         var hot = HotLoad(connections);
         var cold = ColdLoad(connections, coldFiles.Length);
         WrkLoad[] warmLoads = diskBound ? [hot] : [hot, cold];
-        var warm = await Task.WhenAll(warmLoads.Select(load => Wrk.RunAsync(context, load, server.Port, WarmUp.PerRunSeconds, ct)));
-        if (warm.FirstOrDefault(w => w.Requests == 0) is { } failed)
-        {
-            throw new BenchException($"the warm-up failed completely: {failed.Problem()}");
-        }
+        // All warm-up loads run together; a load with no completed request fails the run.
+        await Task.WhenAll(warmLoads.Select(load => WarmUp.WrkWindow(context, load)(server, WarmUp.PerRunSeconds)));
 
         var coldBytes = (long)ColdSize * coldFiles.Length;
         if (diskBound)
@@ -235,7 +232,7 @@ internal sealed class DiskScenario : Scenario
             [Metric.CpuPerRequest.Key] = requests > 0 ? cpuUs / requests : double.NaN,
         },
         [
-            Fmt.Count(h.Requests), Errors(h), Fmt.Count(k.Requests), Errors(k), Fmt.MiB(resident / 1024.0),
+            Fmt.Count(h.Requests), h.ErrorCounts, Fmt.Count(k.Requests), k.ErrorCounts, Fmt.MiB(resident / 1024.0),
             Fmt.Count(reads / elapsed), Fmt.Fixed2((readsAfter.Bytes - readsBefore.Bytes) / elapsed / (1024 * 1024)),
         ]);
 
@@ -245,8 +242,6 @@ internal sealed class DiskScenario : Scenario
             .Select((p, i) => p is null ? null : $"{(i == 0 ? "hot" : "cold")}: {p}").OfType<string>().ToArray();
         return (new RunOutcome(run, problems.Length == 0 ? null : string.Join("; ", problems)), reads / elapsed);
     }
-
-    private static string Errors(WrkResult r) => $"{r.ConnectErrors}/{r.ReadErrors}/{r.WriteErrors}/{r.TimeoutErrors}";
 
     private static void AddNotes(BenchContext context, ScenarioResult result, IReadOnlyList<int> connections, int warmup, int coldFiles, string device)
     {

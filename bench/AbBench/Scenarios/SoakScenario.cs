@@ -79,7 +79,7 @@ internal sealed class SoakScenario : Scenario
         AddNotes(context, result, loads, minutes);
         context.AddServerCommands(result, variants, []);
         result.Commands.Add(Wrk.DisplayCommand(context, loads[0], MinuteSeconds) + "   # each minute, at the same time as:");
-        result.Commands.Add("taskset " + CommandLine.Join(CloseArguments(context, loads[1], "bench/AbBench/scripts/report.lua", $"http://127.0.0.1:<port>{ClosePath}")) + "   # and:");
+        result.Commands.Add(Wrk.DisplayCommand(context, loads[1], MinuteSeconds) + "   # and:");
         result.Commands.Add(Wrk.DisplayCommand(context, loads[2], MinuteSeconds));
 
         var judged = new CaseResult($"minutes {FirstJudgedMinute}–{minutes} of steady load, each minute counted as a round", $"min {FirstJudgedMinute}–{minutes}",
@@ -101,7 +101,7 @@ internal sealed class SoakScenario : Scenario
             var clock = Stopwatch.StartNew();
             var done = await Task.WhenAll(
                 Wrk.RunAsync(context, loads[0], server.Port, MinuteSeconds, ct),
-                RunCloseLoadAsync(context, loads[1], server.Port, ct),
+                Wrk.RunAsync(context, loads[1], server.Port, MinuteSeconds, ct),
                 Wrk.RunAsync(context, loads[2], server.Port, MinuteSeconds, ct));
             var cpuTicks = server.ReadCpuTicks() - cpuBefore;
             var wallSeconds = clock.Elapsed.TotalSeconds;
@@ -150,7 +150,7 @@ internal sealed class SoakScenario : Scenario
         return
         [
             new("/plaintext", "report.lua", [], Math.Max(KeepAliveConnections, threads)),
-            new(ClosePath, "report.lua", [], Math.Max(CloseConnections, threads)) { BodyBytes = siteFileBytes },
+            new(ClosePath, "report.lua", [], Math.Max(CloseConnections, threads)) { BodyBytes = siteFileBytes, Headers = ["Connection: close"] },
             new("/echo", "upload.lua", [], Math.Max(UploadConnections, threads)),
         ];
     }
@@ -162,34 +162,6 @@ internal sealed class SoakScenario : Scenario
         result.Notes.Add("After each minute's load has ended: the server's fd count (entries of /proc/PID/fd), read once it has not moved for 250 ms (the server closes the connections a little after wrk exits), then VmRSS, VmHWM (peak RSS) and Threads from /proc/PID/status. CPU % is the server's utime + stime over the minute's wall time, in % of one CPU; CPU µs/req is over the requests of all three loads");
         result.Notes.Add($"The standard tables use minutes {FirstJudgedMinute}–{minutes}, each minute as a round: a ratio compares the same minute of two variants' runs, which ran one after the other");
     }
-
-    /// <summary>The close load: wrk with a <c>Connection: close</c> header, which the shared wrk runner does not pass.</summary>
-    private static async Task<WrkResult> RunCloseLoadAsync(BenchContext context, WrkLoad load, int port, CancellationToken ct)
-    {
-        var args = CloseArguments(context, load, Path.Combine(context.ScriptsDir, load.Script), $"http://127.0.0.1:{port}{load.Path}");
-        var output = await Processes.RunAsync("taskset", args, TimeSpan.FromSeconds(MinuteSeconds + 60), ct);
-        var line = output.StdOut.Split('\n').FirstOrDefault(l => l.StartsWith("ABRESULT ", StringComparison.Ordinal));
-        if (output.ExitCode != 0 || line is null)
-        {
-            throw new BenchException($"wrk failed (exit code {output.ExitCode}{(line is null ? ", no ABRESULT line" : "")}):\n{output.Tail()}");
-        }
-        var values = line["ABRESULT ".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries)
-            .Select(pair => pair.Split('=', 2))
-            .ToDictionary(pair => pair[0], pair => double.Parse(pair[1], CultureInfo.InvariantCulture));
-        long Count(string key) => (long)values[key];
-        return new WrkResult(
-            Count("requests"), Count("duration_us"), Count("errors_connect"), Count("errors_read"), Count("errors_write"),
-            Count("errors_status"), Count("errors_timeout"), values["p50_us"], values["p99_us"], values["mean_us"],
-            Count("bytes"), load.BodyBytes);
-    }
-
-    private static string[] CloseArguments(BenchContext context, WrkLoad load, string scriptPath, string url) =>
-    [
-        "-c", context.Options.ClientCpus,
-        "prlimit", $"--nofile={context.LoadNoFileLimit}:{context.LoadNoFileLimit}",
-        "wrk", $"-t{context.Options.LoadThreads}", $"-c{load.Connections}", $"-d{MinuteSeconds}s", "--latency",
-        "-H", "Connection: close", "-s", scriptPath, url,
-    ];
 
     /// <summary>The server's figures once the minute's connections are closed: fds first, then /proc/PID/status.</summary>
     private static async Task<Sample> SampleAsync(IServer server, int minute, WrkResult[] loads, double cpuSeconds, double wallSeconds, CancellationToken ct)

@@ -98,7 +98,7 @@ internal sealed class StaticScenario : Scenario
                 result.Commands.Add(Wrk.DisplayCommand(context, load, o.DurationSeconds) + "   # measured");
                 var label = connections.Count == 1 ? f.Label : $"{f.Label} c={c}";
                 cases.Add(new CasePlan(
-                    new CaseResult(Title(f, c), label, [Metric.Rps, Metric.P50, Metric.P99, Metric.CpuPerRequest, Metric.PeakRss], Wrk.Details),
+                    new CaseResult(Title(f, c), label, Wrk.Metrics, Wrk.Details),
                     (server, variant, round) => Wrk.MeasureAsync(context, server, variant, load, round)));
             }
         }

@@ -58,7 +58,7 @@ internal sealed class TlsScenario : Scenario
             result.Commands.Add(Wrk.DisplayCommand(context, load, WarmUp.PerRunSeconds) + "   # warm-up of each HTTP/1.1 run");
             result.Commands.Add(Wrk.DisplayCommand(context, load, o.DurationSeconds) + "   # measured");
             cases.Add(new CasePlan(
-                new CaseResult($"HTTPS HTTP/1.1, {c} connections (wrk)", $"h1 c={c}", [Metric.Rps, Metric.P50, Metric.P99, Metric.CpuPerRequest, Metric.PeakRss], Wrk.Details),
+                new CaseResult($"HTTPS HTTP/1.1, {c} connections (wrk)", $"h1 c={c}", Wrk.Metrics, Wrk.Details),
                 (server, variant, round) => Wrk.MeasureAsync(context, server, variant, load, round)));
         }
         foreach (var c in http2Counts)

@@ -38,16 +38,13 @@ internal sealed class WrkScenario(string name, string summary, string descriptio
             result.Notes.Add("No latency figures: with pipelining wrk records one latency sample per batch and its coordinated-omission correction then corrupts the percentiles");
         }
         Metric[] metrics = Latency
-            ? [Metric.Rps, Metric.P50, Metric.P99, Metric.CpuPerRequest, Metric.PeakRss]
+            ? Wrk.Metrics
             : [Metric.Rps, Metric.CpuPerRequest, Metric.PeakRss];
         context.AddServerCommands(result, result.Variants, []);
         foreach (var c in counts)
         {
             var load = new WrkLoad(target, script, scriptArgs, c);
-            if (warmup > 0)
-            {
-                result.Commands.Add(Wrk.DisplayCommand(context, load, WarmUp.PerRunSeconds) + "   # warm-up of each run");
-            }
+            result.Commands.Add(Wrk.DisplayCommand(context, load, WarmUp.PerRunSeconds) + "   # warm-up of each run");
             result.Commands.Add(Wrk.DisplayCommand(context, load, o.DurationSeconds) + "   # measured");
         }
 
