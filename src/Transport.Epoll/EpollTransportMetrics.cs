@@ -37,8 +37,12 @@ internal sealed class EpollTransportMetrics : IDisposable
         Counter("epoll.reactor.read_would_block", "{call}", "recv calls that returned EAGAIN.", static r => r.Counters.ReadWouldBlock);
         Counter("epoll.reactor.read_queue_drained", "{call}", "recv calls after which the kernel reported the receive queue empty (TCP_INQ), so that no EAGAIN call was needed.", static r => r.Counters.ReadQueueDrained);
         Counter("epoll.reactor.write_would_block", "{call}", "sendmsg calls that returned EAGAIN.", static r => r.Counters.WriteWouldBlock);
-        Counter("epoll.reactor.sends", "{call}", "sendmsg calls.", static r => r.Counters.Sends);
+        Counter("epoll.reactor.sends", "{call}", "sendmsg calls made by the reactor.", static r => r.Counters.Sends);
         Counter("epoll.reactor.send_segments", "{segment}", "Buffer segments gathered into sendmsg calls.", static r => r.Counters.SegmentsSent);
+        Counter("epoll.connection.sends.write_through", "{call}", "sendmsg calls made by the thread that flushed the output, without a hand-off to the reactor.", static r => r.WriteThroughCounters.Sends);
+        Counter("epoll.connection.sends.write_through.segments", "{segment}", "Buffer segments gathered into write-through sendmsg calls.", static r => r.WriteThroughCounters.Segments);
+        Counter("epoll.connection.sends.write_through.would_block", "{call}", "Write-through sendmsg calls that returned EAGAIN.", static r => r.WriteThroughCounters.WouldBlock);
+        Counter("epoll.connection.sends.handed_off", "{hand-off}", "Times a flushing thread handed the rest of a send to the reactor (EAGAIN, a short write, an error, or the end of the output).", static r => r.WriteThroughCounters.HandOffs);
         Counter("epoll.reactor.accepts", "{connection}", "Connections accepted.", static r => r.Counters.Accepts);
         Counter("epoll.reactor.read_pauses", "{pause}", "Times reading paused because the application had MaxReadBufferSize unread.", static r => r.Counters.ReadPauses);
         _meter.CreateObservableUpDownCounter("epoll.reactor.connections.active", () => Observe(static r => r.Counters.ActiveConnections),

@@ -12,14 +12,16 @@ namespace EpollTransport.Connections;
 /// <listheader><term>who awaits what</term><description>default / inline</description></listheader>
 /// <item><term>the application, input <c>ReadAsync</c></term><description>thread pool / work queue: the receives of
 /// every ready connection come first, then the application runs for all of them.</description></item>
-/// <item><term>the transport, output <c>ReadAsync</c> (the next flush to send)</term><description>work queue in both
-/// modes; the send follows at the end of that turn.</description></item>
+/// <item><term>the transport, output <c>ReadAsync</c> (the next flush to send)</term><description>inline in both modes,
+/// inside the application's <c>FlushAsync</c>: off the reactor that thread sends at once (write-through); on the
+/// reactor the send follows at the end of the turn. With <see cref="EpollTransportOptions.DeferSends"/>: work queue,
+/// and the send at the end of that turn.</description></item>
 /// <item><term>the transport, input <c>FlushAsync</c> paused by <c>MaxReadBufferSize</c></term><description>work
 /// queue in both modes, posted by the application's <c>AdvanceTo</c>.</description></item>
 /// <item><term>the application, output <c>FlushAsync</c> paused by <c>MaxWriteBufferSize</c></term><description>
-/// thread pool / inline: on the reactor thread, inside the <c>AdvanceTo</c> with which a send releases the bytes it
-/// sent (<c>EpollConnection.Send</c> after a short write, <c>AfterSend</c> after a whole one), at the end of the
-/// turn. The application runs before that send returns; what it flushes there is read by the transport's next read
+/// thread pool / inline: inside the <c>AdvanceTo</c> with which a send releases the bytes it sent: on the reactor
+/// (<c>EpollConnection.Send</c> after a short write, <c>AfterSend</c> after a whole one, at the end of the turn) or on
+/// the flushing thread of a write-through. The application runs before that send returns; what it flushes there is read by the transport's next read
 /// and sent in the next turn.</description></item>
 /// </list>
 /// </remarks>
@@ -41,7 +43,10 @@ internal sealed class ConnectionPipeOptions
         var maxRead = source.MaxReadBufferSize ?? 0;
         var maxWrite = source.MaxWriteBufferSize ?? 0;
         Input = new PipeOptions(pool, inputReaderScheduler, reactor, maxRead, maxRead / 2, segmentSize, useSynchronizationContext: false);
-        Output = new PipeOptions(pool, reactor, appScheduler, maxWrite, maxWrite / 2, segmentSize, useSynchronizationContext: false);
+        // Write-through: the transport's read of the output resumes on the thread that flushed, which sends itself
+        // (EpollConnection.Write.cs); with DeferSends it resumes on the reactor, as every other transport-side await.
+        var outputReaderScheduler = source.DeferSends ? reactor : PipeScheduler.Inline;
+        Output = new PipeOptions(pool, outputReaderScheduler, appScheduler, maxWrite, maxWrite / 2, segmentSize, useSynchronizationContext: false);
     }
 
     /// <summary>The transport options these were made from.</summary>

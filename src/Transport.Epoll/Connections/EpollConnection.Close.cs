@@ -62,23 +62,52 @@ internal sealed partial class EpollConnection
         }
 
         _reactor.Unregister(this);
-        // Closing the fd also removes it from the epoll set; the token's generation makes any event of it that is
-        // still queued resolve to nothing.
-        PosixIO.Close(_fd);
         _reactor.Counters.ActiveConnections--;
-
-        CompleteInput(shutdownReason);
-        if (_writeState != WriteState.Done)
+        _holding = false;
+        // Like Sockets: a reset or abort reaches the application through its input and ConnectionClosed; Kestrel
+        // expects output flushes to end by completion, and would log any other exception as unexpected.
+        _outputCompletion = reason is null or ConnectionAbortedException or ConnectionResetException ? null : reason;
+        if (TakeWriteSideForClose())
         {
-            _writeState = WriteState.Done;
             _pending = default;
-            // Like Sockets: a reset or abort reaches the application through its input and ConnectionClosed;
-            // Kestrel expects output flushes to end by completion, and would log any other exception as unexpected.
-            _output.Reader.Complete(reason is null or ConnectionAbortedException or ConnectionResetException ? null : reason);
+            _output.Reader.Complete(_outputCompletion);
+            // Closing the fd also removes it from the epoll set; the token's generation makes any event of it that
+            // is still queued resolve to nothing.
+            ReleaseFd();
         }
 
+        CompleteInput(shutdownReason);
         // On the reactor thread: never wait for the reactors to stop here.
         _ = _group.Release();
+    }
+
+    /// <summary>
+    /// Marks the write side closed. True: no flusher is inside, and the caller completes the output reader and closes
+    /// the fd. False: a flusher owns the side (it may be in sendmsg on the fd right now); it does both when it leaves
+    /// (<see cref="ReleaseFlusher"/>).
+    /// </summary>
+    private bool TakeWriteSideForClose()
+    {
+        var state = Volatile.Read(ref _sendState);
+        while (true)
+        {
+            var flusherInside = (state & SendFlusher) != 0;
+            var seen = Interlocked.CompareExchange(ref _sendState, flusherInside ? state | SendClosed : SendClosed, state);
+            if (seen == state)
+            {
+                return !flusherInside;
+            }
+            state = seen;
+        }
+    }
+
+    /// <summary>
+    /// The last user of the fd closes it (the reactor in <c>Close</c>, or the flusher that was inside then), and only
+    /// then does <see cref="DisposeAsync"/> complete: a disposed connection holds no fd.
+    /// </summary>
+    private void ReleaseFd()
+    {
+        PosixIO.Close(_fd);
         ThreadPool.UnsafeQueueUserWorkItem(static connection =>
         {
             connection.CancelClosedToken();

@@ -12,8 +12,9 @@ namespace EpollTransport.Connections;
 
 /// <summary>
 /// One accepted socket, owned by one reactor. Kestrel sees a <see cref="ConnectionContext"/>; the reactor sees an
-/// <see cref="IEpollHandler"/>. Everything but the public <see cref="ConnectionContext"/> surface runs on the
-/// reactor thread, so the I/O state needs no locks.
+/// <see cref="IEpollHandler"/>. Everything but the public <see cref="ConnectionContext"/> surface and the write-through
+/// send runs on the reactor thread, so that I/O state needs no locks; the write side is handed between the reactor and
+/// a flushing thread by one atomic word (see <c>.Write.cs</c>).
 /// </summary>
 /// <remarks>
 /// Split by concern: this file holds the state and lifetime; <c>.Read.cs</c> receiving into the input pipe,
@@ -46,7 +47,6 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
     private bool _writable = true;
     private bool _started;
     private ReadState _readState;
-    private WriteState _writeState;
 
     private enum ReadState : byte
     {
@@ -57,21 +57,6 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         Paused,
 
         /// <summary>FIN, error, close, or the application completed its input.</summary>
-        Done,
-    }
-
-    private enum WriteState : byte
-    {
-        /// <summary>Not reading the output pipe (before start, or between a send and the next read).</summary>
-        Idle,
-
-        /// <summary>A <c>ReadAsync</c> of the output pipe is pending; its continuation is scheduled on the reactor.</summary>
-        Reading,
-
-        /// <summary>Holding a read result to send (now, at the end of the turn, or on the next EPOLLOUT edge).</summary>
-        Holding,
-
-        /// <summary>Output completed or the connection closed.</summary>
         Done,
     }
 
@@ -153,7 +138,7 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
 
     private void StartOnReactor()
     {
-        if (_writeState == WriteState.Done)
+        if (_closed)
         {
             return;
         }
@@ -179,7 +164,7 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         if ((events & (EpollInterop.EPOLLOUT | EpollInterop.EPOLLHUP | EpollInterop.EPOLLERR)) != 0 && !_writable)
         {
             _writable = true;
-            if (_writeState == WriteState.Holding)
+            if (_holding)
             {
                 _reactor.QueueSend(this);
             }

@@ -106,6 +106,9 @@ internal sealed class EpollReactor : PipeScheduler
 
     public ReactorCounters Counters { get; } = new();
 
+    /// <summary>The sends that flushing threads make for this reactor's connections; any thread.</summary>
+    public WriteThroughCounters WriteThroughCounters { get; } = new();
+
     public ReactorWakeup Wakeup => _wakeup;
 
     /// <summary>Test hooks for rare paths; see <see cref="IReactorObserver"/>.</summary>
