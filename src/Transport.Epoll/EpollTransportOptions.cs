@@ -21,9 +21,10 @@ public sealed class EpollTransportOptions
 
     /// <summary>
     /// Hands every send to the connection's reactor, which makes it at the end of its turn. By default
-    /// (<see langword="false"/>) the thread that flushes the application's output sends it at once when the
-    /// connection's write side is idle (write-through), and only a send that cannot finish (the socket buffer is
-    /// full) goes to the reactor; flushes made on the reactor itself are always gathered to the end of its turn.
+    /// (<see langword="false"/>) the thread-pool thread that flushes the application's output sends it itself when the
+    /// connection's write side is idle (write-through): as soon as the application's code on that thread returns to
+    /// the pool, together with whatever else was flushed until then. Only a send that cannot finish (the socket buffer
+    /// is full) goes to the reactor; flushes made on the reactor itself are always gathered to the end of its turn.
     /// Write-through saves a hand-off between threads, and often an eventfd write and a context switch, per flush.
     /// Defaults to <see langword="false"/>.
     /// </summary>

@@ -21,7 +21,7 @@ namespace EpollTransport.Connections;
 /// <c>.Write.cs</c> sending from the output pipe, <c>.Close.cs</c> closing and aborting, <c>.Features.cs</c>
 /// the feature collection.
 /// </remarks>
-internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
+internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler, IThreadPoolWorkItem
 {
     private readonly int _fd;
     private readonly EpollReactor _reactor;
