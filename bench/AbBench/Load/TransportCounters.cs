@@ -20,7 +20,7 @@ internal static class TransportCounters
     /// </summary>
     private static readonly (string Name, string? Header, bool Family)[] PerRequest =
     [
-        // An eventfd write: a flush handed to a reactor asleep in epoll_wait, what the write-through path avoids.
+        // An eventfd write: a flush handed to a reactor asleep in epoll_wait, paid with a wake-up and a context switch.
         (WakeUps, "wake-ups/req", false),
         ("epoll.reactor.sends", "sends/req", false),
         // The send path's own counts (e.g. which thread made the sendmsg), for a transport that has them.

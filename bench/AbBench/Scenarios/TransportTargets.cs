@@ -11,7 +11,7 @@ internal static class TransportTargets
     public const string Epoll = "epoll";
     public const string EpollInline = "epoll-inline";
 
-    /// <summary>The most eventfd writes per request: a flush should find its connection's reactor awake, or send itself.</summary>
+    /// <summary>The most eventfd writes per request (issue 13): a flush should rarely have to wake its reactor.</summary>
     private const double MostWakeUpsPerRequest = 0.05;
 
     public static readonly Action<ScenarioResult> Plaintext = For(
