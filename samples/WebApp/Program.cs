@@ -93,6 +93,7 @@ else
 // Before the endpoints: it lets /ws accept WebSocket upgrades (HTTP/1.1) and extended CONNECT (HTTP/2).
 app.UseWebSockets();
 app.MapSampleEndpoints(grpcCalls);
+app.MapTransportMetrics();
 app.MapGrpcService<GreeterService>();
 
 await app.RunAsync();

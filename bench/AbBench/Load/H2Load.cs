@@ -132,7 +132,10 @@ internal static partial class H2Load
 
     /// <summary>
     /// One run on a warmed-up server: h2load's own warm-up, then its main duration, with the server's CPU time
-    /// sampled when h2load says that duration starts and ends, and its peak RSS at the end; with a
+    /// sampled when h2load says that duration starts and ends, and its peak RSS at the end; its transport counters are
+    /// read at the same two moments, each over a connection of its own started right after the CPU sample (the
+    /// counters are then those of h2load's main duration, as its request count is; before and after h2load they would
+    /// also hold its warm-up's); with a
     /// <paramref name="check"/>, also what h2load's figures cannot tell (its column and its reason to refuse the run).
     /// </summary>
     public static async Task<RunOutcome> MeasureAsync(BenchContext context, IServer server, Variant variant, H2LoadRequest request,
@@ -142,13 +145,20 @@ internal static partial class H2Load
         var cpuStart = server.ReadCpuTicks();
         var cpuEnd = -1L;
         var startSeen = false;
+        Task<IReadOnlyDictionary<string, double>?>? countersStart = null;
+        Task<IReadOnlyDictionary<string, double>?>? countersEnd = null;
         var r = await RunAsync(context, request, server.Port, connections, context.Options.DurationSeconds, WarmUp.PerRunSeconds,
             onMainStart: () =>
             {
                 Volatile.Write(ref cpuStart, server.ReadCpuTicks());
                 Volatile.Write(ref startSeen, true);
+                Volatile.Write(ref countersStart, server.ReadTransportCountersAsync(context.Cancellation));
             },
-            onMainEnd: () => Volatile.Write(ref cpuEnd, server.ReadCpuTicks()),
+            onMainEnd: () =>
+            {
+                Volatile.Write(ref cpuEnd, server.ReadCpuTicks());
+                Volatile.Write(ref countersEnd, server.ReadTransportCountersAsync(context.Cancellation));
+            },
             context.Cancellation);
         if (Volatile.Read(ref cpuEnd) < 0)
         {
@@ -156,9 +166,12 @@ internal static partial class H2Load
         }
         if (!Volatile.Read(ref startSeen))
         {
-            context.Progress.WriteLine($"warning: {variant.Name} round {round}: h2load did not say when its main duration started; CPU µs/req includes the warm-up.");
+            context.Progress.WriteLine($"warning: {variant.Name} round {round}: h2load did not say when its main duration started; CPU µs/req includes the warm-up, and there are no per-request transport counts.");
         }
         var peakRss = server.ReadStatusKiB("VmHWM");
+        // Without a reading at the start there is nothing to subtract from; one missing at the end is made now.
+        var countersBefore = Volatile.Read(ref countersStart) is { } startReading ? await startReading : null;
+        var countersAfter = await (Volatile.Read(ref countersEnd) ?? server.ReadTransportCountersAsync(context.Cancellation));
         (string? Detail, string? Problem) checkedRun = afterRun is null ? (null, null) : await afterRun(r);
 
         var cpuUs = (Volatile.Read(ref cpuEnd) - Volatile.Read(ref cpuStart)) * 1e6 / context.ClockTicksPerSecond;
@@ -175,7 +188,7 @@ internal static partial class H2Load
             .. checkedRun.Detail is { } detail ? (string[])[detail] : [],
         ]);
         var problem = string.Join("; ", new[] { r.Problem(), checkedRun.Problem }.OfType<string>());
-        return new RunOutcome(run, problem.Length > 0 ? problem : null);
+        return new RunOutcome(TransportCounters.WithPerRequest(run, countersBefore, countersAfter, r.Done), problem.Length > 0 ? problem : null);
     }
 
     /// <summary>The metrics of <see cref="MeasureAsync"/>'s runs: h2load gives a mean latency, no percentiles.</summary>

@@ -111,17 +111,20 @@ internal static class Wrk
 
     /// <summary>
     /// One run on a warmed-up server: a short warm-up with the run's own load (not recorded), then the measured load,
-    /// with the server's CPU time read right before and after it and its peak RSS at the end.
+    /// with the server's CPU time read right before and after it and its peak RSS at the end. Its transport counters
+    /// are read outside that: before the CPU time, and after the peak RSS.
     /// </summary>
     public static async Task<RunOutcome> MeasureAsync(BenchContext context, IServer server, Variant variant, WrkLoad load, int round)
     {
         var ct = context.Cancellation;
         await WarmUp.WrkWindow(context, load)(server, WarmUp.PerRunSeconds);
 
+        var countersBefore = await server.ReadTransportCountersAsync(ct);
         var cpuBefore = server.ReadCpuTicks();
         var r = await RunAsync(context, load, server.Port, context.Options.DurationSeconds, ct);
         var cpuAfter = server.ReadCpuTicks();
         var peakRss = server.ReadStatusKiB("VmHWM");
+        var countersAfter = await server.ReadTransportCountersAsync(ct);
 
         var cpuUs = (cpuAfter - cpuBefore) * 1e6 / context.ClockTicksPerSecond;
         var run = new Run(variant.Name, round, new Dictionary<string, double>
@@ -132,7 +135,7 @@ internal static class Wrk
             [Metric.CpuPerRequest.Key] = r.Requests > 0 ? cpuUs / r.Requests : double.NaN,
             [Metric.PeakRss.Key] = peakRss,
         }, [Fmt.Count(r.Requests), r.ErrorCounts, Fmt.Count(r.StatusErrors)]);
-        return new RunOutcome(run, r.Problem());
+        return new RunOutcome(TransportCounters.WithPerRequest(run, countersBefore, countersAfter, r.Requests), r.Problem());
     }
 
     /// <summary>The metrics of <see cref="MeasureAsync"/>'s runs.</summary>

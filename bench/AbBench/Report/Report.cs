@@ -184,7 +184,7 @@ internal static partial class Report
         var table = new Table([.. c.Metrics.Select(m => m.Header).Prepend("variant").Prepend("round"), .. c.DetailHeaders]) { TextColumns = 2 };
         foreach (var run in c.Runs)
         {
-            table.Add([run.Round.ToString(CultureInfo.InvariantCulture), run.Variant, .. c.Metrics.Select(m => m.Format(run.Values[m.Key])), .. run.Details]);
+            table.Add([run.Round.ToString(CultureInfo.InvariantCulture), run.Variant, .. c.Metrics.Select(m => m.Format(run.Value(m))), .. run.Details]);
         }
         return table;
     }

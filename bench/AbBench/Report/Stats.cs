@@ -42,24 +42,37 @@ internal sealed record Metric(string Key, string Header, Func<double, string> Fo
 }
 
 /// <summary>One measured run: which variant, which round, its figures (by metric key) and raw details.</summary>
-internal sealed record Run(string Variant, int Round, IReadOnlyDictionary<string, double> Values, IReadOnlyList<string> Details);
+internal sealed record Run(string Variant, int Round, IReadOnlyDictionary<string, double> Values, IReadOnlyList<string> Details)
+{
+    /// <summary>
+    /// Metrics beyond the case's own that this run's server reported (the transport's counters per request): they
+    /// become columns of the case, and a run without one shows none.
+    /// </summary>
+    public IReadOnlyList<Metric> Reported { get; init; } = [];
+
+    /// <summary>The run's figure in <paramref name="metric"/>; NaN when the run has none.</summary>
+    public double Value(Metric metric) => Values.TryGetValue(metric.Key, out var value) ? value : double.NaN;
+}
 
 /// <summary>One sub-result of a scenario, e.g. "64 connections", with its own A B C rounds.</summary>
 internal sealed class CaseResult(string title, string label, IReadOnlyList<Metric> metrics, IReadOnlyList<string> detailHeaders)
 {
+    private readonly IReadOnlyList<Metric> _metrics = metrics;
+
     public string Title { get; } = title;
 
     /// <summary>A short label for the chart, e.g. "c=64".</summary>
     public string Label { get; } = label;
 
-    public IReadOnlyList<Metric> Metrics { get; } = metrics;
+    /// <summary>The case's own metrics, then those that its runs' servers reported, in the order they first appeared.</summary>
+    public IReadOnlyList<Metric> Metrics => [.. _metrics, .. Runs.SelectMany(r => r.Reported).Distinct().Except(_metrics)];
 
     public IReadOnlyList<string> DetailHeaders { get; } = detailHeaders;
 
     public List<Run> Runs { get; } = [];
 
     public Summary Of(string variant, Metric metric) =>
-        Summary.Of(Runs.Where(r => r.Variant == variant).Select(r => r.Values[metric.Key]));
+        Summary.Of(Runs.Where(r => r.Variant == variant).Select(r => r.Value(metric)));
 
     /// <summary>The ratio variant/baseline of each round both have, in round order.</summary>
     public IReadOnlyList<(int Round, double Ratio)> RoundRatios(string variant, string baseline, Metric metric)
@@ -68,9 +81,9 @@ internal sealed class CaseResult(string title, string label, IReadOnlyList<Metri
         foreach (var run in Runs.Where(r => r.Variant == variant).OrderBy(r => r.Round))
         {
             if (Runs.FirstOrDefault(r => r.Variant == baseline && r.Round == run.Round) is { } baseRun
-                && baseRun.Values[metric.Key] is var b && b > 0)
+                && baseRun.Value(metric) is var b && b > 0)
             {
-                ratios.Add((run.Round, run.Values[metric.Key] / b));
+                ratios.Add((run.Round, run.Value(metric) / b));
             }
         }
         return ratios;
@@ -86,6 +99,9 @@ internal static class Fmt
     public static string Count(double v) => double.IsNaN(v) ? "n/a" : v.ToString("N0", System.Globalization.CultureInfo.InvariantCulture);
 
     public static string Fixed2(double v) => double.IsNaN(v) ? "n/a" : v.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>A count per request, such as wake-ups/req; a dash where the server has no such counter.</summary>
+    public static string PerRequest(double v) => double.IsNaN(v) ? "–" : v.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture);
 
     public static string Ratio(double v) => double.IsNaN(v) ? "n/a" : v.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture);
 

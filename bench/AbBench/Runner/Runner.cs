@@ -205,7 +205,7 @@ internal static class Runner
 
     private static string RunLine(string label, CaseResult results, Run run, string? problem)
     {
-        var figures = string.Join("  ", results.Metrics.Select(m => $"{m.Header} {m.Format(run.Values[m.Key])}"));
+        var figures = string.Join("  ", results.Metrics.Select(m => $"{m.Header} {m.Format(run.Value(m))}"));
         return $"  {label,-40} {figures}{(problem is null ? "" : $"  <-- {problem}")}";
     }
 }

@@ -49,6 +49,7 @@ internal sealed class GrpcScenario : Scenario
                 new H2LoadRequest(path) { BodyFile = bodyFile, Headers = GrpcHeaders })
             {
                 AfterStart = (server, variant) => CheckReplyAsync(client, variant.Name, server.Port, ct),
+                Finish = TransportTargets.Grpc,
                 RunCheck = new H2RunCheck("grpc-status ≠ 0", async server =>
                 {
                     var before = await ReadCallsAsync(client, server.Port, ct);

@@ -22,7 +22,10 @@ internal sealed class H2Scenario : Scenario
     {
         var path = context.Options.PathOverride ?? "/plaintext";
         return Task.FromResult(Plan(context, new H2Workload(Name,
-            $"HTTP/2 cleartext GET {path}, {H2Load.StreamsPerConnection} streams per connection (h2load)", new H2LoadRequest(path))));
+            $"HTTP/2 cleartext GET {path}, {H2Load.StreamsPerConnection} streams per connection (h2load)", new H2LoadRequest(path))
+        {
+            Finish = TransportTargets.H2,
+        }));
     }
 
     /// <summary>
@@ -59,6 +62,7 @@ internal sealed class H2Scenario : Scenario
                 new CaseResult($"{c} connections × {H2Load.StreamsPerConnection} streams", $"c={c}", H2Load.Metrics, H2Load.Details(https: false, workload.RunCheck)),
                 (server, variant, round) => H2Load.MeasureAsync(context, server, variant, request, c, round, workload.RunCheck)))],
             SecondsPerRun = WarmUp.PerRunSeconds + o.DurationSeconds + 2,
+            Finish = workload.Finish is { } finish ? () => finish(result) : null,
         };
     }
 }
@@ -74,6 +78,9 @@ internal sealed record H2Workload(string Name, string Description, H2LoadRequest
 
     /// <summary>A check of every measured run that h2load's figures cannot make; null for none.</summary>
     public H2RunCheck? RunCheck { get; init; }
+
+    /// <summary>Sections the scenario adds to the report once every run is done (its targets).</summary>
+    public Action<ScenarioResult>? Finish { get; init; }
 }
 
 /// <summary>

@@ -9,9 +9,9 @@ internal static class ScenarioRegistry
     public static readonly IReadOnlyList<Scenario> All =
     [
         new WrkScenario("plaintext", "GET /plaintext at 64 and 256 connections (wrk)",
-            "GET /plaintext, HTTP/1.1 keep-alive (wrk)", "/plaintext", "report.lua", [], [64, 256]),
+            "GET /plaintext, HTTP/1.1 keep-alive (wrk)", "/plaintext", "report.lua", [], [64, 256]) { Finish = TransportTargets.Plaintext },
         new WrkScenario("json", "GET /json at 64 and 256 connections (wrk)",
-            "GET /json, HTTP/1.1 keep-alive (wrk)", "/json", "report.lua", [], [64, 256]),
+            "GET /json, HTTP/1.1 keep-alive (wrk)", "/json", "report.lua", [], [64, 256]) { Finish = TransportTargets.Json },
         new WrkScenario("pipelined", "GET /plaintext, HTTP/1.1 pipelining depth 16, 256 connections (wrk)",
             "GET /plaintext, HTTP/1.1 pipelining depth 16 (wrk)", "/plaintext", "pipeline.lua", ["16"], [256]) { Latency = false },
         new WrkScenario("connections", "GET /plaintext at 64, 256, 1024 and 8192 connections, plus scaling vs 256 (wrk)",

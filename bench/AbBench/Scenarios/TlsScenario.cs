@@ -58,14 +58,14 @@ internal sealed class TlsScenario : Scenario
             result.Commands.Add(Wrk.DisplayCommand(context, load, WarmUp.PerRunSeconds) + "   # warm-up of each HTTP/1.1 run");
             result.Commands.Add(Wrk.DisplayCommand(context, load, o.DurationSeconds) + "   # measured");
             cases.Add(new CasePlan(
-                new CaseResult($"HTTPS HTTP/1.1, {c} connections (wrk)", $"h1 c={c}", Wrk.Metrics, Wrk.Details),
+                new CaseResult($"HTTPS HTTP/1.1, {c} connections (wrk)", Http1Label(c), Wrk.Metrics, Wrk.Details),
                 (server, variant, round) => Wrk.MeasureAsync(context, server, variant, load, round)));
         }
         foreach (var c in http2Counts)
         {
             result.Commands.Add(H2Load.DisplayCommand(context, http2Request, c, o.DurationSeconds, WarmUp.PerRunSeconds) + "   # each HTTP/2 run");
             cases.Add(new CasePlan(
-                new CaseResult($"HTTPS HTTP/2 by ALPN, {c} connections × {H2Load.StreamsPerConnection} streams (h2load)", $"h2 c={c}", H2Load.Metrics, H2Load.Details(https: true)),
+                new CaseResult($"HTTPS HTTP/2 by ALPN, {c} connections × {H2Load.StreamsPerConnection} streams (h2load)", Http2Label(c), H2Load.Metrics, H2Load.Details(https: true)),
                 (server, variant, round) => H2Load.MeasureAsync(context, server, variant, http2Request, c, round)));
         }
 
@@ -86,10 +86,15 @@ internal sealed class TlsScenario : Scenario
             }),
             Cases = cases,
             SecondsPerRun = WarmUp.PerRunSeconds + o.DurationSeconds + 2,
+            Finish = () => TransportTargets.Tls(Http1Label(Http1Connections), Http2Label(Http2Connections))(result),
         };
         plan.Resources.Add(site);
         return Task.FromResult(plan);
     }
+
+    private static string Http1Label(int connections) => $"h1 c={connections}";
+
+    private static string Http2Label(int connections) => $"h2 c={connections}";
 
     private static WrkLoad Http1Load(string path, int connections) => new(path, "report.lua", [], connections) { Https = true };
 }

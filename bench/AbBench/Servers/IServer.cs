@@ -25,4 +25,10 @@ internal interface IServer : IAsyncDisposable
 
     /// <summary>A "kB" field of /proc/PID/status, such as VmRSS or VmHWM, in KiB.</summary>
     long ReadStatusKiB(string field);
+
+    /// <summary>
+    /// The epoll transport's counters by name (see <see cref="TransportCounters"/>), read over a connection of their own;
+    /// empty on a transport without them, null for a server that has no way to tell (nginx).
+    /// </summary>
+    Task<IReadOnlyDictionary<string, double>?> ReadTransportCountersAsync(CancellationToken cancellation);
 }

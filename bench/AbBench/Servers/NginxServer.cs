@@ -26,6 +26,10 @@ internal sealed class NginxServer : ServedProcess
 
     public override string StartupLine => "master_process off, worker_processes 1, sendfile on, access_log off";
 
+    /// <summary>nginx has no epoll transport counters to give.</summary>
+    public override Task<IReadOnlyDictionary<string, double>?> ReadTransportCountersAsync(CancellationToken cancellation) =>
+        Task.FromResult<IReadOnlyDictionary<string, double>?>(null);
+
     /// <summary>/usr/sbin/nginx, else nginx on PATH; null if there is none.</summary>
     public static string? Find() => File.Exists("/usr/sbin/nginx") ? "/usr/sbin/nginx" : Processes.FindOnPath("nginx");
 

@@ -65,6 +65,8 @@ internal abstract class ServedProcess(Process process, int port) : IServer
     public long ReadStatusKiB(string field) =>
         ProcFiles.StatusKiB(ReadProc("status"), field) ?? throw new BenchException($"/proc/{Pid}/status has no {field} line.");
 
+    public abstract Task<IReadOnlyDictionary<string, double>?> ReadTransportCountersAsync(CancellationToken cancellation);
+
     /// <summary>Stops the server: SIGTERM, then a kill if it has not exited within 10 s.</summary>
     public async Task StopAsync()
     {

@@ -18,12 +18,20 @@ internal sealed class ServerProcess : ServedProcess
 
     private readonly string _appPath;
 
+    /// <summary>Whether the server speaks cleartext HTTP/2 alone (by prior knowledge), so that HTTP/1.1 is refused.</summary>
+    private readonly bool _http2;
+
+    /// <summary>The certificate of an https server, the only one its clients here trust; null for http.</summary>
+    private readonly SelfSignedCertificate? _tls;
+
     private string? _startupLine;
 
-    private ServerProcess(Process process, int port, string appPath)
+    private ServerProcess(Process process, int port, string appPath, bool http2, SelfSignedCertificate? tls)
         : base(process, port)
     {
         _appPath = appPath;
+        _http2 = http2;
+        _tls = tls;
     }
 
     /// <summary>The sample's own startup line, e.g. "Transport: epoll; inline scheduling: on", once logged.</summary>
@@ -52,14 +60,14 @@ internal sealed class ServerProcess : ServedProcess
             startInfo.ArgumentList.Add(arg);
         }
 
-        var server = new ServerProcess(Processes.Start(startInfo), port, context.AppPath);
+        var server = new ServerProcess(Processes.Start(startInfo), port, context.AppPath, http2, tls);
         server.Process.OutputDataReceived += (_, e) => server.Keep(e.Data);
         server.Process.ErrorDataReceived += (_, e) => server.Keep(e.Data);
         server.Process.BeginOutputReadLine();
         server.Process.BeginErrorReadLine();
         try
         {
-            await server.WaitUntilReadyAsync(http2, tls, cancellation);
+            await server.WaitUntilReadyAsync(cancellation);
             return server;
         }
         catch
@@ -108,15 +116,56 @@ internal sealed class ServerProcess : ServedProcess
         }
     }
 
-    private async Task WaitUntilReadyAsync(bool http2, SelfSignedCertificate? tls, CancellationToken cancellation)
+    /// <summary>
+    /// Reads GET /transport/metrics over a connection of its own, closed before this returns: HTTP/2 by prior knowledge
+    /// on a server that speaks nothing else, HTTP/1.1 otherwise (over TLS on an https one). Null when the sample has
+    /// no such endpoint (404: one built before it).
+    /// </summary>
+    public override async Task<IReadOnlyDictionary<string, double>?> ReadTransportCountersAsync(CancellationToken cancellation)
     {
-        using var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(1), UseProxy = false };
-        if (tls is not null)
+        using var client = NewClient(TimeSpan.FromSeconds(10));
+        try
+        {
+            using var request = Request(TransportCounters.Path);
+            using var response = await client.SendAsync(request, cancellation);
+            if (response.StatusCode == HttpStatusCode.NotFound)
+            {
+                return null;
+            }
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new BenchException($"GET {TransportCounters.Path} answered HTTP {(int)response.StatusCode}.");
+            }
+            return TransportCounters.Parse(await response.Content.ReadAsStringAsync(cancellation));
+        }
+        catch (Exception e) when (e is HttpRequestException || e is TaskCanceledException && !cancellation.IsCancellationRequested)
+        {
+            throw new BenchException($"GET {TransportCounters.Path} failed: {e.Message}");
+        }
+    }
+
+    /// <summary>A client of its own (a fresh connection, closed when it is disposed) that trusts only this server's certificate.</summary>
+    private HttpClient NewClient(TimeSpan timeout)
+    {
+        var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(1), UseProxy = false };
+        if (_tls is { } tls)
         {
             handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) => tls.Validate(certificate, errors);
         }
-        using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(2) };
-        var url = new Uri(Url(tls is not null, Port.ToString(CultureInfo.InvariantCulture), "/plaintext"));
+        return new HttpClient(handler) { Timeout = timeout };
+    }
+
+    /// <summary>A GET of <paramref name="path"/> in the protocol the server speaks.</summary>
+    private HttpRequestMessage Request(string path) =>
+        new(HttpMethod.Get, Url(_tls is not null, Port.ToString(CultureInfo.InvariantCulture), path))
+        {
+            Version = _http2 ? HttpVersion.Version20 : HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+
+    private async Task WaitUntilReadyAsync(CancellationToken cancellation)
+    {
+        using var client = NewClient(TimeSpan.FromSeconds(2));
         var started = Stopwatch.StartNew();
         var last = "no answer yet";
         while (true)
@@ -129,11 +178,7 @@ internal sealed class ServerProcess : ServedProcess
             }
             try
             {
-                using var request = new HttpRequestMessage(HttpMethod.Get, url)
-                {
-                    Version = http2 ? HttpVersion.Version20 : HttpVersion.Version11,
-                    VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-                };
+                using var request = Request("/plaintext");
                 using var response = await client.SendAsync(request, cancellation);
                 if (response.IsSuccessStatusCode)
                 {
