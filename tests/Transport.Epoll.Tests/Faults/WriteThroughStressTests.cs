@@ -22,9 +22,11 @@ public sealed class WriteThroughStressCollection
 
 /// <summary>
 /// Many flushing threads per protocol while clients reset connections and streams and the server aborts requests
-/// mid-send. Catches what a race between write-through sends, hand-offs to the reactor and closes would do under
-/// load: a body with a lost, repeated or foreign byte (every completed body is compared byte for byte), a failure that
-/// surfaces as an unobserved task exception or an error in the server's log, and a server that stops serving.
+/// mid-send: the net for races between write-through sends, hand-offs to the reactor and closes that no targeted test
+/// pins. It catches what such a race does when it happens under load: a body with a lost, repeated or foreign byte
+/// (every completed body is compared byte for byte), a send that stalls (every wait is bounded), a failure that surfaces
+/// as an unobserved task exception or an error in the server's log, and a server that stops serving. Narrow windows
+/// are not certain to be hit in a few seconds; the fd-reuse one is pinned by <c>WriteThroughTests</c>' canary.
 /// </summary>
 [Collection(nameof(WriteThroughStressCollection))]
 public sealed class WriteThroughStressTests(ITestOutputHelper output)
