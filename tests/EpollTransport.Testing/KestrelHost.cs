@@ -27,6 +27,9 @@ public sealed class KestrelHost : IAsyncDisposable
     /// <summary>The epoll transport running Kestrel and the app on the reactor threads.</summary>
     public const string EpollInline = "epoll-inline";
 
+    /// <summary>The epoll transport with default scheduling and <c>DeferSends</c>: every send made on the reactor.</summary>
+    public const string EpollDeferSends = "epoll-defer-sends";
+
     /// <summary>Kestrel's own Sockets transport: the oracle.</summary>
     public const string Sockets = "sockets";
 
@@ -48,7 +51,10 @@ public sealed class KestrelHost : IAsyncDisposable
         BaseAddress = baseAddress;
     }
 
-    /// <summary>Every transport name, for <c>[MemberData]</c>.</summary>
+    /// <summary>
+    /// The transports every functional suite runs on, for <c>[MemberData]</c>: epoll in both scheduling modes and the
+    /// Sockets oracle (<see cref="EpollDeferSends"/> only where a test asks for it).
+    /// </summary>
     public static TheoryData<string> Transports => new() { Epoll, EpollInline, Sockets };
 
     /// <summary>The transport name this host was started with.</summary>
@@ -67,7 +73,9 @@ public sealed class KestrelHost : IAsyncDisposable
     public IReadOnlyCollection<string> ConnectionIds => _connectionIds.Keys.ToArray();
 
     /// <summary>Starts a server on <paramref name="transport"/> with the endpoints <paramref name="map"/> adds.</summary>
-    /// <param name="transport">One of <see cref="Epoll"/>, <see cref="EpollInline"/>, <see cref="Sockets"/>.</param>
+    /// <param name="transport">
+    /// One of <see cref="Epoll"/>, <see cref="EpollInline"/>, <see cref="EpollDeferSends"/>, <see cref="Sockets"/>.
+    /// </param>
     /// <param name="map">Maps the endpoints the test needs.</param>
     /// <param name="output">Receives the server's warnings and errors; optional (errors are kept either way).</param>
     /// <param name="endpoint">
@@ -97,6 +105,13 @@ public sealed class KestrelHost : IAsyncDisposable
                 {
                     o.ReactorCount = reactorCount;
                     o.UnsafePreferInlineScheduling = true;
+                });
+                break;
+            case EpollDeferSends:
+                builder.WebHost.UseEpollTransport(o =>
+                {
+                    o.ReactorCount = reactorCount;
+                    o.DeferSends = true;
                 });
                 break;
             case Sockets:

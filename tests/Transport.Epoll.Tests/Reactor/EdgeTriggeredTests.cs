@@ -64,9 +64,10 @@ public class EdgeTriggeredTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task WritingResumesOnTheEpolloutEdgeAfterEagain(bool inline)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public async Task WritingResumesOnTheEpolloutEdgeAfterEagain(bool inline, bool deferSends)
     {
         const int Payload = 16 * 1024 * 1024;
         var data = new byte[Payload];
@@ -79,7 +80,11 @@ public class EdgeTriggeredTests
                 await connection.Transport.Output.WriteAsync(data.AsMemory(offset, 64 * 1024));
             }
             await connection.Transport.Output.CompleteAsync();
-        }, o => o.UnsafePreferInlineScheduling = inline);
+        }, o =>
+        {
+            o.UnsafePreferInlineScheduling = inline;
+            o.DeferSends = deferSends;
+        });
         var observer = new Observer();
         ReactorOf(server).Observer = observer;
 

@@ -39,11 +39,12 @@ internal static class TransportHarness
         return new EpollTransportFactory(Options.Create(options), NullLoggerFactory.Instance, memoryPoolFactory);
     }
 
-    public static Action<EpollTransportOptions> Configure(int reactorCount, bool inline)
+    public static Action<EpollTransportOptions> Configure(int reactorCount, bool inline, bool deferSends = false)
         => o =>
         {
             o.ReactorCount = reactorCount;
             o.UnsafePreferInlineScheduling = inline;
+            o.DeferSends = deferSends;
         };
 
     /// <summary>ReactorCount × UnsafePreferInlineScheduling.</summary>
