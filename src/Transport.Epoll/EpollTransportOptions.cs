@@ -20,15 +20,15 @@ public sealed class EpollTransportOptions
     public bool UnsafePreferInlineScheduling { get; set; }
 
     /// <summary>
-    /// Hands every send to the connection's reactor, which makes it at the end of its turn. By default
-    /// (<see langword="false"/>) the thread-pool thread that flushes the application's output sends it itself when the
-    /// connection's write side is idle (write-through): as soon as the application's code on that thread returns to
-    /// the pool, together with whatever else was flushed until then. Only a send that cannot finish (the socket buffer
-    /// is full) goes to the reactor; flushes made on the reactor itself are always gathered to the end of its turn.
-    /// Write-through saves a hand-off between threads, and often an eventfd write and a context switch, per flush.
-    /// Defaults to <see langword="false"/>.
+    /// Which thread sends a connection's output. <see cref="EpollSendMode.WriteThrough"/>: the thread that flushes
+    /// sends itself, which saves a hand-off between threads (and often an eventfd write and a context switch) and lets
+    /// the flushes of many HTTP/2 streams share one <c>sendmsg</c>. <see cref="EpollSendMode.Reactor"/>: the reactor
+    /// sends at the end of its turn, which keeps a busy reactor's loop batching receives and sends together, cheaper
+    /// for request-response protocols (HTTP/1.1) on few cores. Flushes made on the reactor itself (inline scheduling)
+    /// are always sent at the end of its turn. Defaults to <see cref="EpollSendMode.Auto"/>: write-through for
+    /// cleartext HTTP/2 (h2c, gRPC without TLS), the reactor for everything else.
     /// </summary>
-    public bool DeferSends { get; set; }
+    public EpollSendMode SendMode { get; set; }
 
     /// <summary>Sets <c>TCP_NODELAY</c> on accepted TCP connections. Defaults to <see langword="true"/>.</summary>
     public bool NoDelay { get; set; } = true;

@@ -27,8 +27,11 @@ public sealed class KestrelHost : IAsyncDisposable
     /// <summary>The epoll transport running Kestrel and the app on the reactor threads.</summary>
     public const string EpollInline = "epoll-inline";
 
-    /// <summary>The epoll transport with default scheduling and <c>DeferSends</c>: every send made on the reactor.</summary>
-    public const string EpollDeferSends = "epoll-defer-sends";
+    /// <summary>The epoll transport with default scheduling and <see cref="EpollSendMode.Reactor"/>: every send made on the reactor.</summary>
+    public const string EpollReactorSends = "epoll-reactor-sends";
+
+    /// <summary>The epoll transport with default scheduling and <see cref="EpollSendMode.WriteThrough"/> for every protocol.</summary>
+    public const string EpollWriteThrough = "epoll-write-through";
 
     /// <summary>Kestrel's own Sockets transport: the oracle.</summary>
     public const string Sockets = "sockets";
@@ -53,7 +56,7 @@ public sealed class KestrelHost : IAsyncDisposable
 
     /// <summary>
     /// The transports every functional suite runs on, for <c>[MemberData]</c>: epoll in both scheduling modes and the
-    /// Sockets oracle (<see cref="EpollDeferSends"/> only where a test asks for it).
+    /// Sockets oracle (<see cref="EpollReactorSends"/> and <see cref="EpollWriteThrough"/> only where a test asks for them).
     /// </summary>
     public static TheoryData<string> Transports => new() { Epoll, EpollInline, Sockets };
 
@@ -74,7 +77,7 @@ public sealed class KestrelHost : IAsyncDisposable
 
     /// <summary>Starts a server on <paramref name="transport"/> with the endpoints <paramref name="map"/> adds.</summary>
     /// <param name="transport">
-    /// One of <see cref="Epoll"/>, <see cref="EpollInline"/>, <see cref="EpollDeferSends"/>, <see cref="Sockets"/>.
+    /// One of <see cref="Epoll"/>, <see cref="EpollInline"/>, <see cref="EpollReactorSends"/>, <see cref="EpollWriteThrough"/>, <see cref="Sockets"/>.
     /// </param>
     /// <param name="map">Maps the endpoints the test needs.</param>
     /// <param name="output">Receives the server's warnings and errors; optional (errors are kept either way).</param>
@@ -107,11 +110,18 @@ public sealed class KestrelHost : IAsyncDisposable
                     o.UnsafePreferInlineScheduling = true;
                 });
                 break;
-            case EpollDeferSends:
+            case EpollReactorSends:
                 builder.WebHost.UseEpollTransport(o =>
                 {
                     o.ReactorCount = reactorCount;
-                    o.DeferSends = true;
+                    o.SendMode = EpollSendMode.Reactor;
+                });
+                break;
+            case EpollWriteThrough:
+                builder.WebHost.UseEpollTransport(o =>
+                {
+                    o.ReactorCount = reactorCount;
+                    o.SendMode = EpollSendMode.WriteThrough;
                 });
                 break;
             case Sockets:

@@ -14,7 +14,7 @@ namespace EpollTransport.Connections;
 /// every ready connection come first, then the application runs for all of them.</description></item>
 /// <item><term>the transport, output <c>ReadAsync</c> (the next flush to send)</term><description>inline in both modes,
 /// inside the application's <c>FlushAsync</c>: off the reactor that thread sends at once (write-through); on the
-/// reactor the send follows at the end of the turn. With <see cref="EpollTransportOptions.DeferSends"/>: work queue,
+/// reactor the send follows at the end of the turn. With <see cref="EpollSendMode.Reactor"/>: work queue,
 /// and the send at the end of that turn.</description></item>
 /// <item><term>the transport, input <c>FlushAsync</c> paused by <c>MaxReadBufferSize</c></term><description>work
 /// queue in both modes, posted by the application's <c>AdvanceTo</c>.</description></item>
@@ -44,8 +44,9 @@ internal sealed class ConnectionPipeOptions
         var maxWrite = source.MaxWriteBufferSize ?? 0;
         Input = new PipeOptions(pool, inputReaderScheduler, reactor, maxRead, maxRead / 2, segmentSize, useSynchronizationContext: false);
         // Write-through: the transport's read of the output resumes on the thread that flushed, which sends itself
-        // (EpollConnection.Write.cs); with DeferSends it resumes on the reactor, as every other transport-side await.
-        var outputReaderScheduler = source.DeferSends ? reactor : PipeScheduler.Inline;
+        // (EpollConnection.Write.cs), or hands it to the reactor; with EpollSendMode.Reactor it resumes on the reactor,
+        // as every other transport-side await.
+        var outputReaderScheduler = source.SendMode == EpollSendMode.Reactor ? reactor : PipeScheduler.Inline;
         Output = new PipeOptions(pool, outputReaderScheduler, appScheduler, maxWrite, maxWrite / 2, segmentSize, useSynchronizationContext: false);
     }
 

@@ -34,8 +34,15 @@ internal sealed partial class EpollConnection
                 {
                     _readable = false;
                     EpollTransportLog.ConnectionReadFin(_logger, this);
-                    CompleteInput(null);
+                    // A write-through sendmsg may have taken the socket's pending reset (the kernel reports it once,
+                    // and a recv after it sees end of stream): the input must still end with the reset.
+                    var sendErrno = Volatile.Read(ref _sendErrno);
+                    CompleteInput(sendErrno != 0 && Errnos.IsConnectionReset(sendErrno) ? ConnectionFailure(sendErrno) : null);
                     return false;
+                }
+                if (!_firstBytesSeen)
+                {
+                    OnFirstBytes(memory.Span[..result.IntValue]);
                 }
                 writer.Advance(result.IntValue);
                 received += result.IntValue;
@@ -129,6 +136,23 @@ internal sealed partial class EpollConnection
         if (_readable)
         {
             _reactor.SetReady(this);
+        }
+    }
+
+    /// <summary>The HTTP/2 connection preface (RFC 9113, 3.4), up to the version: what a cleartext HTTP/2 client sends first.</summary>
+    private static ReadOnlySpan<byte> Http2Preface => "PRI * HTTP/2.0\r\n"u8;
+
+    /// <summary>
+    /// <see cref="EpollSendMode.Auto"/> picks write-through for cleartext HTTP/2: a connection whose first bytes are the
+    /// HTTP/2 preface. (Over TLS the bytes are encrypted; Kestrel's ALPN feature is set before the handshake ends and
+    /// cannot be read safely from a flushing thread during it, so TLS connections keep the reactor.) Reactor thread.
+    /// </summary>
+    private void OnFirstBytes(ReadOnlySpan<byte> first)
+    {
+        _firstBytesSeen = true;
+        if (_sendMode == EpollSendMode.Auto && first.StartsWith(Http2Preface))
+        {
+            _writeThrough = true;
         }
     }
 

@@ -30,6 +30,7 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
     private readonly Pipe _input;
     private readonly Pipe _output;
     private readonly int _readBudget;
+    private readonly EpollSendMode _sendMode;
     private readonly int _minReceiveSize;
     private readonly bool _reportsQueue;
     private readonly CancellationTokenSource _closedTokenSource = new();
@@ -80,6 +81,8 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         _group = group;
         _logger = logger;
         _readBudget = options.ReadBudgetPerTurn;
+        _sendMode = options.SendMode;
+        _writeThrough = _sendMode == EpollSendMode.WriteThrough;
 
         var pipeOptions = reactor.PipeOptionsFor(options);
         _minReceiveSize = pipeOptions.MinimumReceiveSize;

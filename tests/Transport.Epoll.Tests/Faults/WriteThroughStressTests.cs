@@ -46,7 +46,7 @@ public sealed class WriteThroughStressTests(ITestOutputHelper output)
             var cases = new TheoryData<string, string>();
             foreach (var protocol in new[] { "http1-pipelined", "h2c", "https-http1", "https-h2" })
             {
-                foreach (var transport in new[] { KestrelHost.Epoll, KestrelHost.EpollInline, KestrelHost.EpollDeferSends })
+                foreach (var transport in new[] { KestrelHost.Epoll, KestrelHost.EpollInline, KestrelHost.EpollReactorSends, KestrelHost.EpollWriteThrough })
                 {
                     cases.Add(protocol, transport);
                 }

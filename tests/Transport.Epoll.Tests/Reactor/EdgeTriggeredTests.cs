@@ -64,10 +64,11 @@ public class EdgeTriggeredTests
     }
 
     [Theory]
-    [InlineData(false, false)]
-    [InlineData(true, false)]
-    [InlineData(false, true)]
-    public async Task WritingResumesOnTheEpolloutEdgeAfterEagain(bool inline, bool deferSends)
+    [InlineData(false, EpollSendMode.Auto)]
+    [InlineData(true, EpollSendMode.Auto)]
+    [InlineData(false, EpollSendMode.Reactor)]
+    [InlineData(false, EpollSendMode.WriteThrough)]
+    public async Task WritingResumesOnTheEpolloutEdgeAfterEagain(bool inline, EpollSendMode sendMode)
     {
         const int Payload = 16 * 1024 * 1024;
         var data = new byte[Payload];
@@ -83,7 +84,7 @@ public class EdgeTriggeredTests
         }, o =>
         {
             o.UnsafePreferInlineScheduling = inline;
-            o.DeferSends = deferSends;
+            o.SendMode = sendMode;
         });
         var observer = new Observer();
         ReactorOf(server).Observer = observer;

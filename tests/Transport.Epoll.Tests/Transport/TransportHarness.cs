@@ -39,12 +39,12 @@ internal static class TransportHarness
         return new EpollTransportFactory(Options.Create(options), NullLoggerFactory.Instance, memoryPoolFactory);
     }
 
-    public static Action<EpollTransportOptions> Configure(int reactorCount, bool inline, bool deferSends = false)
+    public static Action<EpollTransportOptions> Configure(int reactorCount, bool inline, EpollSendMode sendMode = EpollSendMode.Auto)
         => o =>
         {
             o.ReactorCount = reactorCount;
             o.UnsafePreferInlineScheduling = inline;
-            o.DeferSends = deferSends;
+            o.SendMode = sendMode;
         };
 
     /// <summary>ReactorCount × UnsafePreferInlineScheduling.</summary>
