@@ -142,21 +142,10 @@ internal sealed partial class EpollConnection
     {
         if (_reactor.IsOnReactorThread)
         {
-            if (Interlocked.CompareExchange(ref _sendState, SendReactor, SendIdle) != SendIdle)
+            if (Interlocked.CompareExchange(ref _sendState, SendReactor, SendIdle) == SendIdle)
             {
-                return;
+                HoldOnReactor();
             }
-            ReadResult result;
-            try
-            {
-                result = _readAwaiter.GetResult();
-            }
-            catch (Exception ex)
-            {
-                FailOutput(ex);
-                return;
-            }
-            Hold(result);
             return;
         }
 
@@ -183,7 +172,10 @@ internal sealed partial class EpollConnection
     /// <summary>Whether a flush off the reactor is sent by the flushing thread (see <see cref="EpollSendMode"/>).</summary>
     private bool WritesThrough() => _writeThrough;
 
-    /// <summary>A flush off the reactor, handed to it (not write-through): hold it for the end of the turn. Reactor thread.</summary>
+    /// <summary>
+    /// The reactor owns the write side for a flush (made on it, or handed to it by a flush that does not write through):
+    /// hold the bytes for the end of the turn, unless the connection closed meanwhile. Reactor thread.
+    /// </summary>
     private void HoldOnReactor()
     {
         if (Volatile.Read(ref _sendState) != SendReactor)
