@@ -13,16 +13,16 @@ namespace EpollTransport.Connections;
 /// <item><term>the application, input <c>ReadAsync</c></term><description>thread pool / work queue: the receives of
 /// every ready connection come first, then the application runs for all of them.</description></item>
 /// <item><term>the transport, output <c>ReadAsync</c> (the next flush to send)</term><description>inline in both modes,
-/// inside the application's <c>FlushAsync</c>: off the reactor that thread sends at once (write-through); on the
-/// reactor the send follows at the end of the turn. With <see cref="EpollSendMode.Reactor"/>: work queue,
-/// and the send at the end of that turn.</description></item>
+/// inside the application's <c>FlushAsync</c>: off the reactor a write-through connection queues its send to that
+/// thread's own pool queue, any other hands the flush to the reactor; on the reactor the send follows at the end of
+/// the turn. With <see cref="EpollSendMode.Reactor"/>: work queue, and the send at the end of that turn.</description></item>
 /// <item><term>the transport, input <c>FlushAsync</c> paused by <c>MaxReadBufferSize</c></term><description>work
 /// queue in both modes, posted by the application's <c>AdvanceTo</c>.</description></item>
 /// <item><term>the application, output <c>FlushAsync</c> paused by <c>MaxWriteBufferSize</c></term><description>
 /// thread pool / inline: inside the <c>AdvanceTo</c> with which a send releases the bytes it sent: on the reactor
 /// (<c>EpollConnection.Send</c> after a short write, <c>AfterSend</c> after a whole one, at the end of the turn) or on
-/// the flushing thread of a write-through. The application runs before that send returns; what it flushes there is read by the transport's next read
-/// and sent in the next turn.</description></item>
+/// the thread of a write-through. The application runs before that send returns; what it flushes there is read by the
+/// transport's next read and sent in the next turn (or in the write-through's next round).</description></item>
 /// </list>
 /// </remarks>
 internal sealed class ConnectionPipeOptions

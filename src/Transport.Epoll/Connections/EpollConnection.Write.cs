@@ -12,7 +12,7 @@ namespace EpollTransport.Connections;
 /// <para>
 /// The output pipe resumes its reader inline (unless <see cref="EpollSendMode.Reactor"/>), so the continuation of the
 /// transport's <c>ReadAsync</c> runs inside the application's <c>FlushAsync</c>, on the flushing thread. Off the
-/// reactor, a write-through connection (<see cref="WritesThrough"/>) takes the write side there and queues the send to
+/// reactor, a write-through connection (<see cref="_writeThrough"/>) takes the write side there and queues the send to
 /// that thread's own thread-pool queue: it runs on the same thread as soon as the application's code there returns to
 /// the pool, with no eventfd write, no wake-up and no context switch. Any other connection hands the flush to the
 /// reactor. On the reactor (inline scheduling, or the reactor's own reads) the bytes are held and sent at the end of
@@ -83,7 +83,10 @@ internal sealed partial class EpollConnection
     /// <summary>The errno of a failed write-through sendmsg; read by the receive path at end of stream.</summary>
     private int _sendErrno;
 
-    /// <summary>Write-through for this connection (see <see cref="WritesThrough"/>); read by flushing threads.</summary>
+    /// <summary>
+    /// Write-through for this connection: set from <see cref="EpollSendMode"/>, or by <see cref="OnFirstBytes"/> under
+    /// <see cref="EpollSendMode.Auto"/>; read by flushing threads.
+    /// </summary>
     private volatile bool _writeThrough;
 
     /// <summary>The first received bytes have been looked at (<see cref="OnFirstBytes"/>). Reactor thread.</summary>
@@ -149,7 +152,7 @@ internal sealed partial class EpollConnection
             return;
         }
 
-        if (!WritesThrough())
+        if (!_writeThrough)
         {
             if (Interlocked.CompareExchange(ref _sendState, SendReactor, SendIdle) != SendIdle)
             {
@@ -168,9 +171,6 @@ internal sealed partial class EpollConnection
         // the pool, and every flush made until then goes out in the same sendmsg (see the remarks).
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
     }
-
-    /// <summary>Whether a flush off the reactor is sent by the flushing thread (see <see cref="EpollSendMode"/>).</summary>
-    private bool WritesThrough() => _writeThrough;
 
     /// <summary>
     /// The reactor owns the write side for a flush (made on it, or handed to it by a flush that does not write through):

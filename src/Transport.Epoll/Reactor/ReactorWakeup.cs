@@ -80,12 +80,6 @@ internal sealed class ReactorWakeup : IDisposable
     public int EventFd => _eventFd;
 
     /// <summary>
-    /// The loop is blocked in <c>epoll_wait</c>, or about to block: a post now would cost an eventfd write. A hint for
-    /// producers choosing where to run work (stale as soon as read); never needed for correctness.
-    /// </summary>
-    public bool IsBlocking => (Volatile.Read(ref _producers.State) & Blocking) != 0;
-
-    /// <summary>
     /// Posts from other threads that found the loop awake and needed no write (read by the metrics; racy increments
     /// are acceptable).
     /// </summary>
