@@ -26,7 +26,8 @@ public sealed class EpollTransportOptions
     /// sends at the end of its turn, which keeps a busy reactor's loop batching receives and sends together, cheaper
     /// for request-response protocols (HTTP/1.1) on few cores. Flushes made on the reactor itself (inline scheduling)
     /// are always sent at the end of its turn. Defaults to <see cref="EpollSendMode.Auto"/>: write-through for
-    /// cleartext HTTP/2 (h2c, gRPC without TLS), the reactor for everything else.
+    /// HTTP/2 (h2c and gRPC without TLS, found by the connection preface; HTTP/2 over TLS, found by <c>h2</c> in the
+    /// ClientHello's ALPN list), the reactor for everything else.
     /// </summary>
     public EpollSendMode SendMode { get; set; }
 

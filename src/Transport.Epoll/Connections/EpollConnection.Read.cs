@@ -143,16 +143,34 @@ internal sealed partial class EpollConnection
     private static ReadOnlySpan<byte> Http2Preface => "PRI * HTTP/2.0\r\n"u8;
 
     /// <summary>
-    /// <see cref="EpollSendMode.Auto"/> picks write-through for cleartext HTTP/2: a connection whose first bytes are the
-    /// HTTP/2 preface. (Over TLS the bytes are encrypted; Kestrel's ALPN feature is set before the handshake ends and
-    /// cannot be read safely from a flushing thread during it, so TLS connections keep the reactor.) Reactor thread.
+    /// <see cref="EpollSendMode.Auto"/> picks write-through for HTTP/2: a cleartext connection whose first bytes are the
+    /// HTTP/2 preface, or a TLS connection whose ClientHello offers <c>h2</c> by ALPN (<see cref="TlsClientHello"/>).
+    /// Both are known before the server's first send: the server cannot answer a ClientHello it has not read whole.
+    /// A ClientHello split across receives is kept until it ends (<see cref="_hello"/>). Reactor thread; called
+    /// for each receive until <see cref="_firstBytesSeen"/>.
     /// </summary>
-    private void OnFirstBytes(ReadOnlySpan<byte> first)
+    /// <remarks>
+    /// Kestrel's own ALPN feature is no substitute: it is set before the handshake ends, and reading it from a
+    /// flushing thread during the handshake broke TLS when tried.
+    /// </remarks>
+    private void OnFirstBytes(ReadOnlySpan<byte> received)
     {
-        _firstBytesSeen = true;
-        if (_sendMode == EpollSendMode.Auto && first.StartsWith(Http2Preface))
+        if (_sendMode != EpollSendMode.Auto)
+        {
+            _firstBytesSeen = true;
+            return;
+        }
+        if (!_hello.Started && received.StartsWith(Http2Preface))
         {
             _writeThrough = true;
+            _firstBytesSeen = true;
+            return;
+        }
+        var verdict = _hello.Feed(received, TlsClientHello.H2);
+        if (verdict != TlsClientHello.Verdict.NeedMore)
+        {
+            _writeThrough = verdict == TlsClientHello.Verdict.Offers;
+            _firstBytesSeen = true;
         }
     }
 

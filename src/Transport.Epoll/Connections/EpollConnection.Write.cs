@@ -92,6 +92,9 @@ internal sealed partial class EpollConnection
     /// <summary>The first received bytes have been looked at (<see cref="OnFirstBytes"/>). Reactor thread.</summary>
     private bool _firstBytesSeen;
 
+    /// <summary>The first receives, while they may be a TLS ClientHello that has not ended yet. Reactor thread.</summary>
+    private TlsClientHello.Sniffer _hello;
+
     /// <summary>What the output pipe's reader completes with; written by <c>Close</c> before it sets
     /// <see cref="SendClosed"/>, read by whoever completes the reader.</summary>
     private Exception? _outputCompletion;
