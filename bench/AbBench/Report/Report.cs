@@ -221,7 +221,7 @@ internal static partial class Report
         }
         md.Append(variants.ToMarkdown());
         md.AppendLine();
-        md.AppendLine("Each run, in order round by round (A B C, A B C, ...):");
+        md.AppendLine("Each run, round by round, the variants in order in odd rounds and in reverse in even rounds (A B C, C B A, ...):");
         md.AppendLine();
         md.AppendLine("```sh");
         foreach (var command in result.Commands)

@@ -117,7 +117,11 @@ internal static class Runner
         plan.Result.Notes.Add($"Warm-up until steady, {warmUp.Load}: {string.Join(", ", warmups)}");
     }
 
-    /// <summary>A case's rounds, the variants in turn within each round, on the servers <paramref name="serverOf"/> gives.</summary>
+    /// <summary>
+    /// A case's rounds, the variants in turn within each round, on the servers <paramref name="serverOf"/> gives. Odd
+    /// rounds take the variants in order and even rounds in reverse (A B C, C B A, ...): the machine's speed drifts
+    /// over seconds here, and a fixed order would give the same variant the same side of every drift.
+    /// </summary>
     private static async Task RunCaseAsync(BenchContext context, ScenarioPlan plan, CasePlan c, int rounds, Refusals refusals,
         Func<int, int, Task<IServer>> serverOf, Func<IServer, Task> afterRun)
     {
@@ -128,8 +132,9 @@ internal static class Runner
         }
         for (var round = 1; round <= rounds; round++)
         {
-            for (var i = 0; i < plan.Servers.Count; i++)
+            for (var k = 0; k < plan.Servers.Count; k++)
             {
+                var i = round % 2 == 1 ? k : plan.Servers.Count - 1 - k;
                 var server = await serverOf(i, round);
                 try
                 {
