@@ -36,7 +36,10 @@ internal sealed class EpollTransportMetrics : IDisposable
         Counter("epoll.reactor.wakeups.avoided", "{wakeup}", "Posts that found the reactor awake and needed no eventfd write.", static r => r.Wakeup.Avoided);
         Counter("epoll.reactor.read_would_block", "{call}", "recv calls that returned EAGAIN.", static r => r.Counters.ReadWouldBlock);
         Counter("epoll.reactor.read_queue_drained", "{call}", "recv calls after which the kernel reported the receive queue empty (TCP_INQ), so that no EAGAIN call was needed.", static r => r.Counters.ReadQueueDrained);
-        Counter("epoll.reactor.write_would_block", "{call}", "sendmsg calls that returned EAGAIN.", static r => r.Counters.WriteWouldBlock);
+        Counter("epoll.reactor.write_would_block", "{call}", "sendmsg and sendfile calls that returned EAGAIN.", static r => r.Counters.WriteWouldBlock);
+        Counter("epoll.connection.sendfile.calls", "{call}", "sendfile calls that sent file regions (zero-copy file bytes).", static r => r.Counters.FileSends);
+        Counter("epoll.connection.sendfile.bytes", "By", "Bytes of file regions sent by sendfile.", static r => r.Counters.FileBytesSent);
+        Counter("epoll.connection.sendfile.read_aheads", "{chunk}", "File region chunks not in the page cache, read ahead on a thread-pool thread before the reactor sent them.", static r => r.Counters.FileReadAheads);
         Counter("epoll.reactor.sends", "{call}", "sendmsg calls made by the reactor.", static r => r.Counters.Sends);
         Counter("epoll.reactor.send_segments", "{segment}", "Buffer segments gathered into sendmsg calls.", static r => r.Counters.SegmentsSent);
         Counter("epoll.connection.sends.write_through", "{call}", "sendmsg calls made by the thread that flushed the output, without a hand-off to the reactor.", static r => r.WriteThroughCounters.Sends);

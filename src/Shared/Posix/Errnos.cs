@@ -25,6 +25,7 @@ internal static class Errnos
     public const int ENOSPC = 28;
     public const int EPIPE = 32;
     public const int ENAMETOOLONG = 36;
+    public const int ENOSYS = 38;
     public const int ELOOP = 40;
     public const int EPROTO = 71;
     public const int ENOTSOCK = 88;

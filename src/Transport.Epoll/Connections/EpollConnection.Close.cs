@@ -70,12 +70,15 @@ internal sealed partial class EpollConnection
         if (TakeWriteSideForClose())
         {
             _pending = default;
+            _pendingSent = 0;
             _output.Reader.Complete(_outputCompletion);
             // Closing the fd also removes it from the epoll set; the token's generation makes any event of it that
             // is still queued resolve to nothing.
             ReleaseFd();
         }
 
+        // Regions not sent release their files; one the application queues from now on releases it itself.
+        DropRegions();
         CompleteInput(shutdownReason);
         // On the reactor thread: never wait for the reactors to stop here.
         _ = _group.Release();

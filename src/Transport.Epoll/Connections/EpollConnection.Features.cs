@@ -15,7 +15,8 @@ internal sealed partial class EpollConnection : IFeatureCollection,
     IConnectionItemsFeature,
     IMemoryPoolFeature,
     IConnectionLifetimeFeature,
-    IConnectionEndPointFeature
+    IConnectionEndPointFeature,
+    IEpollFileRegionFeature
 {
     /// <summary>Features set on the connection (Kestrel sets one or two): a short array searched linearly.</summary>
     private KeyValuePair<Type, object?>[]? _extraFeatures;
@@ -103,6 +104,7 @@ internal sealed partial class EpollConnection : IFeatureCollection,
         typeof(IMemoryPoolFeature),
         typeof(IConnectionLifetimeFeature),
         typeof(IConnectionEndPointFeature),
+        typeof(IEpollFileRegionFeature),
     ];
 
     private static bool IsOwnFeature(Type key)
@@ -111,7 +113,8 @@ internal sealed partial class EpollConnection : IFeatureCollection,
         || key == typeof(IConnectionItemsFeature)
         || key == typeof(IMemoryPoolFeature)
         || key == typeof(IConnectionLifetimeFeature)
-        || key == typeof(IConnectionEndPointFeature);
+        || key == typeof(IConnectionEndPointFeature)
+        || key == typeof(IEpollFileRegionFeature);
 
     MemoryPool<byte> IMemoryPoolFeature.MemoryPool => MemoryPool;
 }

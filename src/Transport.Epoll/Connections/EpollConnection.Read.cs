@@ -155,14 +155,16 @@ internal sealed partial class EpollConnection
     /// </remarks>
     private void OnFirstBytes(ReadOnlySpan<byte> received)
     {
-        if (_sendMode != EpollSendMode.Auto)
+        if (!_hello.Started && received.StartsWith(Http2Preface))
         {
+            // HTTP/2 also refuses file regions (IEpollFileRegionFeature): its frames from other streams share the output.
+            _http2 = true;
+            _writeThrough |= _sendMode == EpollSendMode.Auto;
             _firstBytesSeen = true;
             return;
         }
-        if (!_hello.Started && received.StartsWith(Http2Preface))
+        if (_sendMode != EpollSendMode.Auto)
         {
-            _writeThrough = true;
             _firstBytesSeen = true;
             return;
         }

@@ -73,6 +73,9 @@ internal sealed partial class EpollConnection
     /// <summary>The held read result. Owned with the write side.</summary>
     private ReadResult _pending;
 
+    /// <summary>Bytes of <see cref="_pending"/> already sent while file regions are interleaved (<see cref="SendWithRegions"/>).</summary>
+    private long _pendingSent;
+
     // Reactor-thread state of the write side.
     private bool _holding;
 
@@ -230,6 +233,10 @@ internal sealed partial class EpollConnection
                 _reactor.Observer?.BeforeWriteThrough(this);
                 var sent = IOVectorBatch.Send(_fd, buffer, out var segments);
                 counters.Count(segments);
+                if (sent.IsSuccess)
+                {
+                    _pipeSent += sent.Value;
+                }
                 if (!sent.IsSuccess)
                 {
                     if (sent.WouldBlock)
@@ -369,6 +376,7 @@ internal sealed partial class EpollConnection
     private void Hold(in ReadResult result)
     {
         _pending = result;
+        _pendingSent = 0;
         _holding = true;
         // Deferred to the end of the turn, so that everything the application flushes in this turn goes out in
         // one sendmsg. While not writable the EPOLLOUT edge queues it.
@@ -386,6 +394,12 @@ internal sealed partial class EpollConnection
             return;
         }
 
+        if (_pendingSent != 0 || HasRegions)
+        {
+            SendWithRegions();
+            return;
+        }
+
         var buffer = _pending.Buffer;
         if (buffer.IsEmpty)
         {
@@ -399,6 +413,7 @@ internal sealed partial class EpollConnection
 
         if (result.IsSuccess)
         {
+            _pipeSent += result.Value;
             if (result.Value == buffer.Length)
             {
                 AfterSend(buffer.End, completed: _pending.IsCompleted);

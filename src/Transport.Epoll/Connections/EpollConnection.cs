@@ -29,6 +29,7 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
     private readonly ILogger _logger;
     private readonly Pipe _input;
     private readonly Pipe _output;
+    private readonly ConnectionOutput _outputWriter;
     private readonly int _readBudget;
     private readonly EpollSendMode _sendMode;
     private readonly int _minReceiveSize;
@@ -89,7 +90,8 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         _input = new Pipe(pipeOptions.Input);
         _output = new Pipe(pipeOptions.Output);
 
-        Transport = new DuplexPipe(_input.Reader, _output.Writer);
+        _outputWriter = new ConnectionOutput(_output.Writer, EnqueueRegion);
+        Transport = new DuplexPipe(_input.Reader, _outputWriter);
         ConnectionClosed = _closedTokenSource.Token;
         _onOutputReadable = OnOutputReadable;
     }

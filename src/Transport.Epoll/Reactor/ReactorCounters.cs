@@ -18,6 +18,11 @@ internal sealed class ReactorCounters
     public long WriteWouldBlock;
     public long Sends;
     public long SegmentsSent;
+
+    /// <summary>sendfile calls of file regions, the bytes they sent, and the chunks read ahead off the reactor first.</summary>
+    public long FileSends;
+    public long FileBytesSent;
+    public long FileReadAheads;
     public long Accepts;
     public long ReadPauses;
 

@@ -1,0 +1,285 @@
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using EpollTransport.Tests.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Win32.SafeHandles;
+using Xunit.Abstractions;
+
+namespace EpollTransport.Tests.Protocols;
+
+/// <summary>
+/// File regions (<see cref="IEpollFileRegionFeature"/>) through real Kestrel: an endpoint arms a region of a file,
+/// advances the body writer over it without writing, and the transport sends the file with sendfile between the
+/// response's pipe bytes. Bodies must be byte-exact, keep-alive and pipelining intact, and connections the transport
+/// cannot send a region on (TLS, HTTP/2) must refuse to arm, so the endpoint copies.
+/// </summary>
+public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase(output), IDisposable
+{
+    private const string PathHeader = "X-Body-Path";
+    private readonly string _folder = Directory.CreateTempSubdirectory("epoll-file-region-").FullName;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _taken = new();
+
+    public static TheoryData<string, int> Sizes
+    {
+        get
+        {
+            var cases = new TheoryData<string, int>();
+            foreach (var transport in new[] { KestrelHost.Epoll, KestrelHost.EpollInline })
+            {
+                foreach (var size in new[] { 1, 4095, 4096, 4097, 65535, 65536, 65537, 1024 * 1024, 1024 * 1024 + 1, 3 * 1024 * 1024 + 7 })
+                {
+                    cases.Add(transport, size);
+                }
+            }
+            return cases;
+        }
+    }
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Theory]
+    [MemberData(nameof(Sizes))]
+    public async Task ARegionIsSentByteExactBySendfile(string transport, int size)
+    {
+        var file = WriteFile(size);
+        await using var host = await StartAsync(transport);
+        using var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = WaitLimit };
+        var before = SendfileBytes(host);
+
+        using var response = await client.GetAsync($"file/{Path.GetFileName(file)}").WaitAsync(WaitLimit);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(["region"], _taken);
+        var body = await response.Content.ReadAsByteArrayAsync().WaitAsync(WaitLimit);
+        Assert.Equal(SHA256.HashData(File.ReadAllBytes(file)), SHA256.HashData(body));
+        // The reactor counts a sendfile's bytes just after the call, which the client can outrun; a next response on
+        // the same connection leaves the same reactor after that count.
+        Assert.Equal("sync", await client.GetStringAsync("text/sync").WaitAsync(WaitLimit));
+        Assert.Single(host.ConnectionIds);
+        Assert.True(SendfileBytes(host) - before >= size, "the bytes did not go through sendfile");
+        Assert.Empty(host.LoggedErrors);
+    }
+
+    [Theory]
+    [MemberData(nameof(Transports))]
+    public async Task PipelinedRequestsAroundRegionsAreAnsweredInOrderOnOneConnection(string transport)
+    {
+        if (transport == KestrelHost.Sockets)
+        {
+            return;
+        }
+        var small = WriteFile(5000);
+        var large = WriteFile(2 * 1024 * 1024 + 3);
+        await using var host = await StartAsync(transport);
+        using var cts = new CancellationTokenSource(WaitLimit);
+        using var client = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token, bufferSize: 64 * 1024);
+
+        // Four requests in one write: a region, a plain response, a larger region, and a plain response after it.
+        var requests = string.Concat(
+            Get($"/file/{Path.GetFileName(large)}"), Get("/text/first"),
+            Get($"/file/{Path.GetFileName(small)}"), Get("/text/second"));
+        await client.SendAsync(requests, cts.Token);
+
+        AssertBody(await client.ReadResponseAsync(cts.Token), File.ReadAllBytes(large), "region");
+        Assert.Equal("first", Encoding.ASCII.GetString((await client.ReadResponseAsync(cts.Token)).Body));
+        AssertBody(await client.ReadResponseAsync(cts.Token), File.ReadAllBytes(small), "region");
+        Assert.Equal("second", Encoding.ASCII.GetString((await client.ReadResponseAsync(cts.Token)).Body));
+        Assert.Equal(["region", "region"], _taken);
+        Assert.Single(host.ConnectionIds);
+        Assert.Empty(host.LoggedErrors);
+    }
+
+    [Fact]
+    public async Task AFileShorterThanItsRegionAbortsTheConnectionInsteadOfHanging()
+    {
+        var file = WriteFile(100_000);
+        await using var host = await StartAsync(KestrelHost.Epoll);
+        using var cts = new CancellationTokenSource(WaitLimit);
+        using var client = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token);
+
+        // The endpoint arms 100 bytes more than the file holds, as if it shrank after its length was read.
+        await client.SendAsync(Get($"/file/{Path.GetFileName(file)}?extra=100"), cts.Token);
+        var (received, _) = await client.ReadToEndAsync(cts.Token, maxBytes: 1024 * 1024);
+
+        var text = Encoding.Latin1.GetString(received);
+        var headEnd = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        Assert.True(headEnd > 0, "no response head");
+        Assert.Contains("Content-Length: 100100", text[..headEnd], StringComparison.OrdinalIgnoreCase);
+        // Every file byte arrived, and the connection ended where the file did.
+        Assert.Equal(100_000, received.Length - headEnd - 4);
+    }
+
+    [Fact]
+    public async Task TlsConnectionsRefuseToArmAndTheEndpointCopies()
+    {
+        var file = WriteFile(300_000);
+        await using var host = await StartAsync(KestrelHost.Epoll, endpoint =>
+        {
+            endpoint.Protocols = HttpProtocols.Http1AndHttp2;
+            endpoint.UseHttps(TestCertificate.Server);
+        });
+        using var handler = new SocketsHttpHandler { SslOptions = { RemoteCertificateValidationCallback = TestCertificate.Validate } };
+        using var client = new HttpClient(handler) { BaseAddress = host.BaseAddress, Timeout = WaitLimit };
+        foreach (var version in new[] { HttpVersion.Version11, HttpVersion.Version20 })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"file/{Path.GetFileName(file)}") { Version = version, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+            using var response = await client.SendAsync(request).WaitAsync(WaitLimit);
+            Assert.Equal(version, response.Version);
+            Assert.Equal(File.ReadAllBytes(file), await response.Content.ReadAsByteArrayAsync().WaitAsync(WaitLimit));
+        }
+        // Both tried to arm and were refused.
+        Assert.Equal(["copy", "copy"], _taken);
+        Assert.Equal(0, SendfileBytes(host));
+        Assert.Empty(host.LoggedErrors);
+    }
+
+    [Fact]
+    public async Task CleartextHttp2ConnectionsRefuseToArm()
+    {
+        var file = WriteFile(300_000);
+        await using var host = await StartAsync(KestrelHost.EpollReactorSends, endpoint => endpoint.Protocols = HttpProtocols.Http2);
+        using var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = WaitLimit, DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+
+        using var response = await client.GetAsync($"file/{Path.GetFileName(file)}").WaitAsync(WaitLimit);
+
+        Assert.Equal(File.ReadAllBytes(file), await response.Content.ReadAsByteArrayAsync().WaitAsync(WaitLimit));
+        Assert.Equal(["copy"], _taken);
+        Assert.Equal(0, SendfileBytes(host));
+    }
+
+    [Theory]
+    [InlineData(KestrelHost.Epoll)]
+    [InlineData(KestrelHost.EpollInline)]
+    public async Task AFileNotInThePageCacheIsReadAheadOffTheReactorBeforeItIsSent(string transport)
+    {
+        var size = 2 * 1024 * 1024 + 5;
+        var path = Path.Combine(_folder, "cold.bin");
+        using (var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
+        {
+            stream.Write(Payload(size));
+            // DONTNEED drops clean pages only.
+            stream.Flush(flushToDisk: true);
+        }
+        await DropFromPageCacheAsync(path);
+        using (var handle = File.OpenHandle(path))
+        {
+            var check = EpollTransport.Interop.FileRegionInterop.IsResident(handle, 0, size, out var resident);
+            Assert.False(check.IsSuccess && resident, "the file is still in the page cache");
+        }
+        await using var host = await StartAsync(transport);
+        using var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = WaitLimit };
+
+        var cold = await client.GetByteArrayAsync("file/cold.bin").WaitAsync(WaitLimit);
+        var readAheads = Counter(host, "epoll.connection.sendfile.read_aheads");
+        var hot = await client.GetByteArrayAsync("file/cold.bin").WaitAsync(WaitLimit);
+
+        Assert.Equal(SHA256.HashData(Payload(size)), SHA256.HashData(cold));
+        Assert.Equal(SHA256.HashData(Payload(size)), SHA256.HashData(hot));
+        // Two chunks of 1 MiB and a tail: each was read ahead before its sendfile.
+        Assert.True(readAheads >= 1, $"read-aheads: {readAheads}");
+        using (var handle = File.OpenHandle(path))
+        {
+            if (EpollTransport.Interop.FileRegionInterop.IsResident(handle, 0, size, out _).IsSuccess)
+            {
+                // With cachestat the now cached file is sent without another read-ahead.
+                Assert.Equal(readAheads, Counter(host, "epoll.connection.sendfile.read_aheads"));
+            }
+        }
+        Assert.Equal(["region", "region"], _taken);
+    }
+
+    /// <summary>posix_fadvise(DONTNEED) over the whole file, by coreutils' dd.</summary>
+    private static async Task DropFromPageCacheAsync(string path)
+    {
+        using var dd = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("dd", ["if=" + path, "iflag=nocache", "count=0", "status=none"]))!;
+        await dd.WaitForExitAsync().WaitAsync(WaitLimit);
+        Assert.Equal(0, dd.ExitCode);
+    }
+
+    private static string Get(string path) => $"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n";
+
+    private static void AssertBody(RawResponse response, byte[] expected, string path)
+    {
+        Assert.Equal(200, response.StatusCode);
+        Assert.Equal(path, response.Headers[PathHeader]);
+        Assert.Equal(SHA256.HashData(expected), SHA256.HashData(response.Body));
+    }
+
+    private string WriteFile(int size)
+    {
+        var path = Path.Combine(_folder, $"f{size}-{Guid.NewGuid():N}.bin");
+        File.WriteAllBytes(path, Payload(size));
+        return path;
+    }
+
+    private Task<KestrelHost> StartAsync(string transport, Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions>? endpoint = null)
+        => StartAsync(transport, endpoint ?? (e => e.Protocols = HttpProtocols.Http1), Map);
+
+    private void Map(WebApplication app)
+    {
+        app.MapGet("/text/{word}", (string word) => Results.Text(word));
+        app.MapGet("/file/{name}", async context =>
+        {
+            var path = Path.Combine(_folder, (string)context.Request.RouteValues["name"]!);
+            var extra = long.Parse(context.Request.Query["extra"].FirstOrDefault() ?? "0", CultureInfo.InvariantCulture);
+            using var file = File.OpenHandle(path);
+            var length = RandomAccess.GetLength(file) + extra;
+            context.Response.ContentLength = length;
+            var region = context.Features.Get<IEpollFileRegionFeature>();
+            // Tried whatever the protocol: refusing what it cannot send (TLS, HTTP/2) is the transport's part under test.
+            var zeroCopy = region is not null;
+            context.Response.Headers[PathHeader] = zeroCopy ? "region" : "copy";
+            await context.Response.StartAsync(context.RequestAborted);
+            // Armed only once the head is sent: armed, the head's bytes would be taken for file bytes. So the header
+            // says what the endpoint tries, and _taken what the transport let it do.
+            zeroCopy = zeroCopy && region!.TryArm(file, 0, length);
+            _taken.Enqueue(zeroCopy ? "region" : "copy");
+            if (zeroCopy)
+            {
+                var writer = context.Response.BodyWriter;
+                for (var left = length; left > 0;)
+                {
+                    var memory = writer.GetMemory((int)Math.Min(left, 1024 * 1024));
+                    var step = (int)Math.Min(left, memory.Length);
+                    writer.Advance(step);
+                    left -= step;
+                }
+                Assert.Equal(0, region!.Disarm());
+                await writer.FlushAsync(context.RequestAborted);
+                return;
+            }
+            await context.Response.SendFileAsync(path, context.RequestAborted);
+        });
+    }
+
+    /// <summary>The server's sendfile bytes so far, from its own meter.</summary>
+    private static long SendfileBytes(KestrelHost host) => Counter(host, "epoll.connection.sendfile.bytes");
+
+    /// <summary>A counter of the server's own meter, summed over its reactors.</summary>
+    private static long Counter(KestrelHost host, string name)
+    {
+        var factory = host.Services.GetRequiredService<IMeterFactory>();
+        long bytes = 0;
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Scope == factory && instrument.Name == name)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => bytes += value);
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return bytes;
+    }
+}
