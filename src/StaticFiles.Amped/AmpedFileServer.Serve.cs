@@ -1,6 +1,11 @@
 using System.Buffers;
 using EpollTransport.Posix;
+using EpollTransport;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Win32.SafeHandles;
+using StaticFiles.Amped.Diagnostics;
+using StaticFiles.Amped.Interop;
 using Microsoft.AspNetCore.StaticFiles;
 using Microsoft.Net.Http.Headers;
 using StaticFiles.Amped.Caching;
@@ -13,6 +18,12 @@ internal sealed partial class AmpedFileServer
 {
     /// <summary>The most one read asks for: large enough to amortize a helper round trip, small enough to stream.</summary>
     private const int ChunkSize = 64 * 1024;
+
+    /// <summary>How much of a file region one <c>GetMemory</c>/<c>Advance</c> covers (the transport's scratch memory is this large).</summary>
+    private const int RegionStep = 1024 * 1024;
+
+    /// <summary>How much of a file one read-ahead check (and one region) covers.</summary>
+    private const long RegionChunk = 4 * 1024 * 1024;
 
     /// <summary>The first read of a streamed body, made before the response starts (see <see cref="StreamAsync"/>).</summary>
     private const int FirstChunkSize = 16 * 1024;
@@ -141,7 +152,7 @@ internal sealed partial class AmpedFileServer
         }
         if (content is null)
         {
-            return await StreamAsync(context, file.Fd, offset, count);
+            return await SendFileAsync(context, file.Fd, offset, count) ?? await StreamAsync(context, file.Fd, offset, count);
         }
         var flushed = await context.Response.BodyWriter.WriteAsync(content.AsMemory((int)offset, (int)count), context.RequestAborted);
         return !(flushed.IsCanceled || flushed.IsCompleted);
@@ -193,6 +204,113 @@ internal sealed partial class AmpedFileServer
         return content;
     }
 
+    /// <summary>
+    /// Zero copy on the epoll transport: hands <paramref name="count"/> bytes of the file from <paramref name="offset"/>
+    /// to the transport as file regions (<see cref="IEpollFileRegionFeature"/>), which it sends with sendfile. Flash's
+    /// rule holds: before each region a chunk is known to be in the page cache (cachestat on the loop) or a helper has
+    /// read it ahead, so the loop's sendfile does not wait for the disk (the transport checks again, and reads ahead
+    /// itself, should the pages have gone meanwhile). Null when this response cannot take a region (another
+    /// transport, HTTP/2, a replaced body, TLS): the caller copies. False when the response ended early.
+    /// </summary>
+    private async ValueTask<bool?> SendFileAsync(HttpContext context, int fd, long offset, long count)
+    {
+        if (count == 0 || context.Features.Get<IEpollFileRegionFeature>() is not { } region)
+        {
+            return null;
+        }
+        var request = context.Request;
+        if (!HttpProtocol.IsHttp11(request.Protocol) && !HttpProtocol.IsHttp10(request.Protocol))
+        {
+            _metrics.SendFileFellBack(RegionFallback.Protocol);
+            return null;
+        }
+        // Kestrel's own response is both features; response compression or output caching replaces the body one, and
+        // its bytes then differ from the file's.
+        if (!ReferenceEquals(context.Features.Get<IHttpResponseBodyFeature>(), context.Features.Get<IHttpResponseFeature>()))
+        {
+            _metrics.SendFileFellBack(RegionFallback.BodyReplaced);
+            return null;
+        }
+        var response = context.Response;
+        var aborted = context.RequestAborted;
+        var first = Math.Min(count, RegionChunk);
+        // As StreamAsync's first read: before the response starts, a refusal or failure can still be a status.
+        var ready = await _disk.ReadAheadAsync(fd, offset, first, aborted);
+        if (!ready.IsSuccess && !response.HasStarted)
+        {
+            AnswerUnavailable(context, request.Path.Value ?? "", ready.Errno);
+            return false;
+        }
+        var duplicate = FileInterop.Duplicate(fd);
+        if (!duplicate.IsSuccess)
+        {
+            _metrics.SendFileFellBack(RegionFallback.DupFailed);
+            return null;
+        }
+        // The transport's own fd for the file: the cache may close its fd before the last region is sent.
+        using var handle = new SafeFileHandle((nint)duplicate.Value, ownsHandle: true);
+        // The head first: while a region is armed every byte advanced is taken for the file's.
+        if (!response.HasStarted)
+        {
+            await response.StartAsync(aborted);
+        }
+        else
+        {
+            await response.BodyWriter.FlushAsync(aborted);
+        }
+        var writer = response.BodyWriter;
+        var sent = 0L;
+        while (sent < count)
+        {
+            var chunk = Math.Min(count - sent, RegionChunk);
+            if (sent > 0)
+            {
+                ready = await _disk.ReadAheadAsync(fd, offset + sent, chunk, aborted);
+            }
+            if (!ready.IsSuccess)
+            {
+                LogReadFailed(_logger, request.Path, ready.ToString());
+                context.Abort();
+                return false;
+            }
+            if (!region.TryArm(handle, offset + sent, chunk))
+            {
+                if (sent > 0)
+                {
+                    // Refused halfway (the connection closed): nothing more can be said.
+                    context.Abort();
+                    return false;
+                }
+                _metrics.SendFileFellBack(RegionFallback.Refused);
+                return null;
+            }
+            for (var left = chunk; left > 0;)
+            {
+                var memory = writer.GetMemory((int)Math.Min(left, RegionStep));
+                var step = (int)Math.Min(left, memory.Length);
+                writer.Advance(step);
+                left -= step;
+            }
+            var missing = region.Disarm();
+            if (missing != 0)
+            {
+                // Some of the advanced bytes stopped short of the transport (buffered on the way), and they are
+                // scratch bytes: never let them out.
+                LogRegionLost(_logger, request.Path, missing, chunk);
+                context.Abort();
+                return false;
+            }
+            _metrics.SentFile(chunk);
+            sent += chunk;
+            var flushed = await writer.FlushAsync(aborted);
+            if (flushed.IsCanceled || flushed.IsCompleted)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /// <summary>Streams <paramref name="count"/> bytes from <paramref name="offset"/>; false when the response ended early.</summary>
     private async Task<bool> StreamAsync(HttpContext context, int fd, long offset, long count)
     {
@@ -222,6 +340,7 @@ internal sealed partial class AmpedFileServer
                     context.Abort();
                     return false;
                 }
+                _metrics.Copied(read.Value);
                 if (own is null)
                 {
                     writer.Advance(read.IntValue);

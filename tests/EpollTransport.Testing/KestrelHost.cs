@@ -86,14 +86,16 @@ public sealed class KestrelHost : IAsyncDisposable
     /// address <c>http://127.0.0.1:0</c>, bound as the server starts, so endpoint defaults that <paramref name="map"/>
     /// sets apply to it too.
     /// </param>
+    /// <param name="services">Adds the services the test's middleware needs (response compression, say); optional.</param>
     /// <param name="reactorCount">
     /// The epoll transport's reactors: two by default, so that connections spread over loops; one where a test
     /// expects its requests on the thread named <c>epoll-reactor-0</c>.
     /// </param>
     public static async Task<KestrelHost> StartAsync(string transport, Action<WebApplication> map, ITestOutputHelper? output = null,
-        Action<ListenOptions>? endpoint = null, int reactorCount = 2)
+        Action<ListenOptions>? endpoint = null, int reactorCount = 2, Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
+        services?.Invoke(builder.Services);
         var log = new ServerLog(output, transport);
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(log);

@@ -109,6 +109,57 @@ internal static unsafe partial class PosixIO
         }
     }
 
+    /// <summary>
+    /// Whether every page of <paramref name="length"/> bytes from <paramref name="offset"/> of the file
+    /// <paramref name="fd"/> is in the page cache: cachestat(2), Linux 6.5 and later, which never waits for the disk.
+    /// ENOSYS on older kernels (EPERM from some seccomp filters): the range is then not known to be resident.
+    /// </summary>
+    public static PosixResult CacheStat(int fd, long offset, long length, out bool resident)
+    {
+        resident = false;
+        var range = new CacheStatRange { Offset = (ulong)offset, Length = (ulong)length };
+        CacheStatResult stat;
+        var result = PosixResult.FromReturn(syscall(SYS_cachestat, fd, &range, &stat, 0));
+        if (result.IsSuccess)
+        {
+            long pageSize = Environment.SystemPageSize;
+            var pages = (offset + length + pageSize - 1) / pageSize - offset / pageSize;
+            resident = stat.Cache >= (ulong)pages;
+        }
+        return result;
+    }
+
+    /// <summary>readahead(2): reads the range into the page cache, returning once it is read. May wait for the disk: never on a loop.</summary>
+    public static PosixResult ReadAhead(int fd, long offset, long length) => PosixResult.FromReturn(readahead(fd, offset, (nuint)length));
+
+    /// <summary>cachestat(2)'s number: the same in the generic table (arm64) and on x86-64.</summary>
+    private const long SYS_cachestat = 451;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct CacheStatRange
+    {
+        public ulong Offset;
+        public ulong Length;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct CacheStatResult
+    {
+        public ulong Cache;
+        public ulong Dirty;
+        public ulong Writeback;
+        public ulong Evicted;
+        public ulong RecentlyEvicted;
+    }
+
+    // syscall(2) is variadic; its integer and pointer arguments pass in the same registers as a fixed signature's on
+    // x86-64 SysV and arm64 Linux, and glibc's syscall never reads AL.
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial long syscall(long number, int fd, CacheStatRange* range, CacheStatResult* stat, uint flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint readahead(int fd, long offset, nuint count);
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial int close(int fd);
 

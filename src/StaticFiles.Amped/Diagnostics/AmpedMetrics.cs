@@ -28,6 +28,11 @@ internal sealed class AmpedMetrics : IDisposable
     private long _opensCached;
     private long _opensHelper;
     private long _refusals;
+    private long _sendFileBodies;
+    private long _residentOnLoop;
+    private long _sendFileBytes;
+    private long _copiedBytes;
+    private readonly long[] _sendFileFallbacks = new long[Enum.GetValues<RegionFallback>().Length];
 
     public AmpedMetrics(IMeterFactory? meterFactory, string requestPath)
     {
@@ -45,6 +50,16 @@ internal sealed class AmpedMetrics : IDisposable
         Counter("amped.opens.cached", "{call}", "Opens answered on the loop from the dentry cache (openat2 RESOLVE_CACHED).", () => _opensCached);
         Counter("amped.opens.helper", "{call}", "Opens whose path walk needed the disk and went to a helper.", () => _opensHelper);
         Counter("amped.helper.refusals", "{job}", "Jobs refused because their helper queue was full (the request got 503, or its response was aborted).", () => _refusals);
+        Counter("amped.sendfile.resident", "{check}", "File ranges found in the page cache on the loop (cachestat) before their sendfile: no helper read-ahead needed.", () => _residentOnLoop);
+        Counter("amped.sendfile.bodies", "{send}", "File regions handed to the epoll transport, sent by sendfile with no copy: a body or a range, or a 4 MiB chunk of a larger one.", () => _sendFileBodies);
+        _meter.CreateObservableCounter("amped.body.bytes", () => new[]
+        {
+            new Measurement<long>(Volatile.Read(ref _sendFileBytes), _pathTag, new("amped.body.path", "sendfile")),
+            new Measurement<long>(Volatile.Read(ref _copiedBytes), _pathTag, new("amped.body.path", "copy")),
+        }, "By", "Body bytes of files streamed from their fds, by path: sendfile (zero copy) or copy (read into memory, then written); cached contents are not counted.");
+        _meter.CreateObservableCounter("amped.sendfile.fallbacks", () => Enum.GetValues<RegionFallback>()
+            .Select(reason => new Measurement<long>(Volatile.Read(ref _sendFileFallbacks[(int)reason]), _pathTag, new("amped.reason", Reason(reason)))),
+            "{send}", "Bodies streamed from an fd by copying although the server runs on the epoll transport, by reason.");
         _helperWait = _meter.CreateHistogram<double>("amped.helper.wait", "s",
             "Time from posting a job to a helper until its result is back on the loop: queueing plus the blocking call.");
     }
@@ -84,6 +99,26 @@ internal sealed class AmpedMetrics : IDisposable
     public void OpenCached() => Interlocked.Increment(ref _opensCached);
 
     public void Refused() => Interlocked.Increment(ref _refusals);
+
+    public void SentFile(long bytes)
+    {
+        Interlocked.Increment(ref _sendFileBodies);
+        Interlocked.Add(ref _sendFileBytes, bytes);
+    }
+
+    public void ResidentOnLoop() => Interlocked.Increment(ref _residentOnLoop);
+
+    public void Copied(long bytes) => Interlocked.Add(ref _copiedBytes, bytes);
+
+    public void SendFileFellBack(RegionFallback reason) => Interlocked.Increment(ref _sendFileFallbacks[(int)reason]);
+
+    private static string Reason(RegionFallback reason) => reason switch
+    {
+        RegionFallback.Protocol => "protocol",
+        RegionFallback.BodyReplaced => "body_replaced",
+        RegionFallback.Refused => "refused",
+        _ => "dup_failed",
+    };
 
     /// <summary>A job went to a helper (<paramref name="queue"/>) and came back after <paramref name="waited"/>.</summary>
     public void HelperJob(DiskQueue queue, TimeSpan waited)

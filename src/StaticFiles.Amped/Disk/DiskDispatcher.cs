@@ -94,6 +94,27 @@ internal sealed class DiskDispatcher : IDisposable
     }
 
     /// <summary>
+    /// Makes sure a range is in the page cache before the transport sends it with sendfile (which would read it
+    /// synchronously on the loop otherwise): answered on the loop when cachestat says it is resident, else a helper
+    /// reads it ahead. Success, or the error (EAGAIN: refused, the helper queue is full).
+    /// </summary>
+    public ValueTask<PosixResult> ReadAheadAsync(int fd, long offset, long length, CancellationToken aborted)
+    {
+        if (Mode == AmpedMode.Sped)
+        {
+            // SPED waits for the disk on the loop by design; sendfile will.
+            return new(PosixResult.FromReturn(0));
+        }
+        var check = _calls.IsResident(fd, offset, length, out var resident);
+        if (check.IsSuccess && resident)
+        {
+            _metrics.ResidentOnLoop();
+            return new(check);
+        }
+        return PostAsync(new ReadAheadJob(_calls, fd, offset, length), DiskQueue.Data, PosixResult.FromErrno(Errnos.EAGAIN), aborted);
+    }
+
+    /// <summary>
     /// Stops the helpers (bounded: see <see cref="HelperPool.StopTimeout"/>), then the middleware's own loop, which
     /// runs the completions of the jobs they finished meanwhile.
     /// </summary>

@@ -143,6 +143,12 @@ internal static unsafe partial class FileInterop
         }
     }
 
+    /// <summary>
+    /// A new fd for the same open file, close-on-exec (<c>fcntl(F_DUPFD_CLOEXEC)</c>): what a file region hands the
+    /// transport, so that the bytes are sent even if the cache closes its own fd meanwhile. Never waits for the disk.
+    /// </summary>
+    public static PosixResult Duplicate(int fd) => PosixResult.FromReturn(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+
     private static PosixResult StatFdHow(int fd, int sync, out Statx statx)
     {
         statx = default;
@@ -171,6 +177,12 @@ internal static unsafe partial class FileInterop
     // reads AL.
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial long syscall(long number, int dirfd, string path, OpenHow* how, nuint size);
+
+    // fcntl(2) is variadic too; F_DUPFD_CLOEXEC takes one int, passed as a fixed parameter for the reason above.
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fcntl(int fd, int command, int argument);
+
+    private const int F_DUPFD_CLOEXEC = 1030;
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint pread(int fd, byte* buffer, nuint count, long offset);

@@ -107,13 +107,31 @@ public sealed class SlowDiskTests : IDisposable
 
         public PosixResult Read(int fd, Span<byte> buffer, long offset)
         {
+            BlockIfSlow(fd);
+            return LinuxFileCalls.Instance.Read(fd, buffer, offset);
+        }
+
+        // On the epoll transport the file leaves by sendfile, after a helper has read it ahead: the same wait.
+        public PosixResult IsResident(int fd, long offset, long length, out bool resident)
+        {
+            resident = false;
+            return fd == Volatile.Read(ref _slowFd) ? PosixResult.FromReturn(0) : PosixIO.CacheStat(fd, offset, length, out resident);
+        }
+
+        public PosixResult ReadAhead(int fd, long offset, long length)
+        {
+            BlockIfSlow(fd);
+            return PosixIO.ReadAhead(fd, offset, length);
+        }
+
+        private void BlockIfSlow(int fd)
+        {
             if (fd == Volatile.Read(ref _slowFd))
             {
                 _readWaiting.TrySetResult();
                 // The helper thread blocks here, as in a read from a slow disk; the loop must not.
                 _released.Wait(WaitLimit);
             }
-            return LinuxFileCalls.Instance.Read(fd, buffer, offset);
         }
 
         public void Close(int fd) => LinuxFileCalls.Instance.Close(fd);
