@@ -61,21 +61,27 @@ perf record -F 999 -e cpu-clock -g -p "$server" -o "$data" -- sleep "$measure" 2
 wait $loader
 reqs=$(cat "$rate")
 echo "load: $load, $reqs req/s (the whole load run, perf recording for $measure s of it)"
-perf report -i "$data" --no-children --sort sym --stdio -g none --percent-limit 0 2>/dev/null | awk -v rps="$reqs" -v secs="$measure" '
-  /^# Samples:/ { n = $3; if (n ~ /K$/) { n = substr(n, 1, length(n) - 1) * 1000 } samples = n }
+# perf report rounds its sample count ("9K"): count the samples themselves.
+samples=$(perf script -i "$data" -F tid 2>/dev/null | wc -l)
+perf report -i "$data" --no-children --sort dso,sym --stdio -g none --percent-limit 0 2>/dev/null | awk -v rps="$reqs" -v secs="$measure" -v samples="$samples" '
   /^ +[0-9.]+%/ {
-    pct = substr($1, 1, length($1) - 1) / 100; kind = $2; sym = $0; sub(/^ +[0-9.]+% +\[.\] +/, "", sym)
+    # "  1.23%  libfoo.so  [.] symbol", the DSO of JIT-compiled code being "[JIT] tid 1234".
+    pct = substr($1, 1, length($1) - 1) / 100; dso = $2
+    match($0, / \[[k.]\] /); kind = substr($0, RSTART + 1, 3); sym = substr($0, RSTART + RLENGTH)
     if (kind == "[k]") c = "kernel"
+    else if (dso ~ /libcrypto|libssl/) c = "TLS (OpenSSL)"
+    else if (dso ~ /libcoreclr/) c = "runtime native (GC, stubs)"
+    else if (dso ~ /libclrjit/) c = "JIT compiler"
     else if (sym ~ /EpollTransport/) c = "EpollTransport"
     else if (sym ~ /Transport\.Sockets/) c = "Kestrel Sockets transport"
     else if (sym ~ /System\.Net\.Sockets/) c = "System.Net.Sockets"
     else if (sym ~ /System\.IO\.Pipelines/) c = "System.IO.Pipelines"
     else if (sym ~ /Kestrel\.Core/) c = "Kestrel core (HTTP)"
+    else if (sym ~ /System\.Net\.Security/) c = "TLS (SslStream)"
     else if (sym ~ /System\.Threading|ThreadPool/) c = "threading, thread pool"
     else if (sym ~ /Microsoft\.AspNetCore|Microsoft\.Extensions/) c = "ASP.NET Core app pipeline"
-    else if (sym ~ /System\.Net\.Security|libssl|libcrypto/) c = "TLS"
     else if (sym ~ /System\.Private\.CoreLib/) c = "CoreLib other"
-    else c = "native, stubs, unresolved"
+    else c = "other native, stubs, unresolved"
     share[c] += pct
     sym_share[sym] += pct
   }
