@@ -418,7 +418,7 @@ internal sealed partial class AmpedFileServer : IDisposable
     [LoggerMessage(3, LogLevel.Information, "Lookups succeed again.", EventName = "DiskRecovered")]
     private static partial void LogDiskRecovered(ILogger logger);
 
-    [LoggerMessage(4, LogLevel.Error, "{Missing} of the {Count} bytes of a file region for {Path} did not reach the epoll transport (something on the way buffered them); the response was aborted.", EventName = "RegionLost")]
+    [LoggerMessage(14, LogLevel.Error, "{Missing} of the {Count} bytes of a file region for {Path} did not reach the epoll transport (something on the way buffered them); the response was aborted.", EventName = "RegionLost")]
     private static partial void LogRegionLost(ILogger logger, PathString path, long missing, long count);
 
     [LoggerMessage(1, LogLevel.Warning, "Reading {Path} failed after its headers were sent ({Error}); the response was aborted.", EventName = "ReadFailed")]
