@@ -118,9 +118,7 @@ internal sealed partial class EpollConnection
             {
                 if (result.WouldBlock)
                 {
-                    _writable = false;
-                    _reactor.Counters.WriteWouldBlock++;
-                    _reactor.Observer?.OnWriteWouldBlock(this);
+                    OnSocketFull();
                     return;
                 }
                 OnSendError(result.Errno);
@@ -165,9 +163,7 @@ internal sealed partial class EpollConnection
         {
             if (sent.WouldBlock)
             {
-                _writable = false;
-                _reactor.Counters.WriteWouldBlock++;
-                _reactor.Observer?.OnWriteWouldBlock(this);
+                OnSocketFull();
                 return false;
             }
             OnSendError(sent.Errno);

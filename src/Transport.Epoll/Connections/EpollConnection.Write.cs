@@ -442,15 +442,21 @@ internal sealed partial class EpollConnection
 
         if (result.WouldBlock)
         {
-            _writable = false;
-            _reactor.Counters.WriteWouldBlock++;
-            _reactor.Observer?.OnWriteWouldBlock(this);
+            OnSocketFull();
             return;
         }
         OnSendError(result.Errno);
     }
 
     private void OnSendError(int errno) => Close(ConnectionFailure(errno), reset: false);
+
+    /// <summary>A send found the socket buffer full (EAGAIN): wait for the EPOLLOUT edge.</summary>
+    private void OnSocketFull()
+    {
+        _writable = false;
+        _reactor.Counters.WriteWouldBlock++;
+        _reactor.Observer?.OnWriteWouldBlock(this);
+    }
 
     private void AfterSend(SequencePosition end, bool completed)
     {
