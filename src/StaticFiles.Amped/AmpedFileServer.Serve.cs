@@ -22,6 +22,9 @@ internal sealed partial class AmpedFileServer
     /// <summary>How much of a file region one <c>GetMemory</c>/<c>Advance</c> covers (the transport's scratch memory is this large).</summary>
     private const int RegionStep = 1024 * 1024;
 
+    /// <summary>The smallest body (or range) sent as a file region; smaller ones are copied, from the content cache if cached.</summary>
+    private const long MinRegionSize = 16 * 1024;
+
     /// <summary>How much of a file one read-ahead check (and one region) covers.</summary>
     private const long RegionChunk = 4 * 1024 * 1024;
 
@@ -141,6 +144,12 @@ internal sealed partial class AmpedFileServer
     /// </summary>
     private async ValueTask<bool> SendAsync(HttpContext context, CachedPath entry, CachedFile file, long offset, long count)
     {
+        // Zero copy first, even for a file whose bytes are cached in memory: from this size on, sendfile from the page
+        // cache costs the server less than copying the bytes into the response and again into the socket.
+        if (count >= MinRegionSize && await SendFileAsync(context, file.Fd, offset, count) is { } sent)
+        {
+            return sent;
+        }
         var content = file.Content;
         if (content is not null)
         {
@@ -152,7 +161,7 @@ internal sealed partial class AmpedFileServer
         }
         if (content is null)
         {
-            return await SendFileAsync(context, file.Fd, offset, count) ?? await StreamAsync(context, file.Fd, offset, count);
+            return await StreamAsync(context, file.Fd, offset, count);
         }
         var flushed = await context.Response.BodyWriter.WriteAsync(content.AsMemory((int)offset, (int)count), context.RequestAborted);
         return !(flushed.IsCanceled || flushed.IsCompleted);

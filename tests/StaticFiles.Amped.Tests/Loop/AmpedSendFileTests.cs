@@ -71,12 +71,33 @@ public sealed class AmpedSendFileTests : IDisposable
         // been counted before the counters are read (the reactor counts after the call, which the client can outrun).
         Assert.True(Same(0, Size, await client.GetByteArrayAsync("/big.bin").WaitAsync(WaitLimit)));
         var counters = Counters(host);
-        // The whole file twice, one range, two parts of the other: five regions, none for HEAD.
-        Assert.Equal(5, counters.GetValueOrDefault("amped.sendfile.bodies"));
-        Assert.Equal(2L * Size + 1_500_001 + 1_000_100, counters.GetValueOrDefault("amped.body.bytes/sendfile"));
-        Assert.Equal(0, counters.GetValueOrDefault("amped.body.bytes/copy"));
-        Assert.True(counters.GetValueOrDefault("epoll.connection.sendfile.bytes") >= 2L * Size + 1_500_001 + 1_000_100);
+        // The whole file twice, one range, the large part of the multipart response: four regions, none for HEAD; the
+        // 100-byte part is below the smallest region and copied.
+        Assert.Equal(4, counters.GetValueOrDefault("amped.sendfile.bodies"));
+        Assert.Equal(2L * Size + 1_500_001 + 1_000_000, counters.GetValueOrDefault("amped.body.bytes/sendfile"));
+        Assert.Equal(100, counters.GetValueOrDefault("amped.body.bytes/copy"));
+        Assert.True(counters.GetValueOrDefault("epoll.connection.sendfile.bytes") >= 2L * Size + 1_500_001 + 1_000_000);
         Assert.Empty(host.LoggedErrors);
+    }
+
+    [Fact]
+    public async Task AFileWhoseBytesAreCachedInMemoryStillLeavesBySendfile()
+    {
+        var mid = RandomNumberGenerator.GetBytes(40 * 1024);
+        File.WriteAllBytes(Path.Combine(_root, "mid.bin"), mid);
+        await using var host = await KestrelHost.StartAsync(KestrelHost.Epoll,
+            app => app.UseAmpedStaticFiles(new AmpedStaticFileOptions { RootPath = _root, ServeUnknownFileTypes = true }));
+        using var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = WaitLimit };
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(mid, await client.GetByteArrayAsync("/mid.bin").WaitAsync(WaitLimit));
+        }
+        // Below MaxCachedFileSize, but above the smallest region: no copy, from memory or otherwise.
+        var counters = Counters(host);
+        Assert.Equal(3, counters.GetValueOrDefault("amped.sendfile.bodies"));
+        Assert.Equal(0, counters.GetValueOrDefault("amped.content_cache.hits"));
+        Assert.Equal(0, counters.GetValueOrDefault("amped.body.bytes/copy"));
     }
 
     [Fact]
