@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Globalization;
+using System.Buffers;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
@@ -201,6 +202,60 @@ public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase
         using var dd = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("dd", ["if=" + path, "iflag=nocache", "count=0", "status=none"]))!;
         await dd.WaitForExitAsync().WaitAsync(WaitLimit);
         Assert.Equal(0, dd.ExitCode);
+    }
+
+    [Fact]
+    public async Task AnArmedAdvanceThatKestrelBuffersIsReportedAndItsScratchBytesNeverLeave()
+    {
+        const int PipeBytes = 4 * 1024 * 1024;
+        const int RegionBytes = 64 * 1024;
+        var file = WriteFile(RegionBytes);
+        var missing = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await StartAsync(KestrelHost.Epoll, endpoint => endpoint.Protocols = HttpProtocols.Http1, app =>
+            app.MapGet("/misused", async context =>
+            {
+                context.Response.ContentLength = PipeBytes + RegionBytes;
+                await context.Response.StartAsync();
+                var writer = context.Response.BodyWriter;
+                writer.Write(Enumerable.Repeat((byte)'p', PipeBytes).ToArray());
+                // Not awaited, against the feature's rule: with the client not reading, this flush stays pending, and
+                // meanwhile Kestrel keeps what is written in a buffer of its own instead of passing it on.
+                var pending = writer.FlushAsync();
+                try
+                {
+                    using var handle = File.OpenHandle(file);
+                    var region = context.Features.Get<IEpollFileRegionFeature>()!;
+                    Assert.True(region.TryArm(handle, 0, RegionBytes));
+                    writer.GetMemory(RegionBytes);
+                    writer.Advance(RegionBytes);
+                    var lost = region.Disarm();
+                    if (lost != 0)
+                    {
+                        // The guard, as a caller must apply it: never let the scratch bytes out.
+                        context.Abort();
+                    }
+                    missing.TrySetResult(lost);
+                }
+                catch (Exception e)
+                {
+                    missing.TrySetException(e);
+                }
+                await pending;
+            }));
+        using var cts = new CancellationTokenSource(WaitLimit);
+        using var client = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token, receiveBufferSize: 4096);
+
+        await client.SendAsync(Get("/misused"), cts.Token);
+        Assert.Equal(RegionBytes, await missing.Task.WaitAsync(WaitLimit));
+        var (received, _) = await client.ReadToEndAsync(cts.Token, maxBytes: 2 * PipeBytes);
+
+        var text = Encoding.Latin1.GetString(received);
+        var bodyStart = text.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4;
+        Assert.True(bodyStart > 4, "no response head");
+        var body = received.AsSpan(bodyStart);
+        // Cut short by the abort, and nothing but the pipe's own bytes.
+        Assert.True(body.Length < PipeBytes + RegionBytes, $"{body.Length} body bytes arrived");
+        Assert.Equal(-1, body.IndexOfAnyExcept((byte)'p'));
     }
 
     private static string Get(string path) => $"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n";
