@@ -258,6 +258,93 @@ public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase
         Assert.Equal(-1, body.IndexOfAnyExcept((byte)'p'));
     }
 
+    [Theory]
+    [InlineData(KestrelHost.Epoll)]
+    [InlineData(KestrelHost.EpollInline)]
+    public async Task ARegionLargerThanTheSocketBufferFinishesOnEpollOut(string transport)
+    {
+        // 16 MiB: more than a TCP send buffer grows to (tcp_wmem's default maximum is 4 MiB), so sendfile meets EAGAIN
+        // mid-region and the rest goes out on EPOLLOUT edges.
+        var file = WriteFile(16 * 1024 * 1024);
+        await using var host = await StartAsync(transport);
+        using var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = WaitLimit };
+
+        var body = await client.GetByteArrayAsync($"file/{Path.GetFileName(file)}").WaitAsync(WaitLimit);
+
+        Assert.Equal(SHA256.HashData(File.ReadAllBytes(file)), SHA256.HashData(body));
+        Assert.True(Counter(host, "epoll.reactor.write_would_block") > 0, "the socket buffer never filled");
+        Assert.Equal(["region"], _taken);
+    }
+
+    [Fact]
+    public async Task AClientResetMidRegionClosesTheConnectionAndReleasesTheFile()
+    {
+        var file = WriteFile(16 * 1024 * 1024);
+        var aborted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await StartAsync(KestrelHost.Epoll, endpoint => endpoint.Protocols = HttpProtocols.Http1, app =>
+        {
+            Map(app);
+            app.MapGet("/held/{name}", async context =>
+            {
+                var path = Path.Combine(_folder, (string)context.Request.RouteValues["name"]!);
+                var handle = File.OpenHandle(path);
+                var length = RandomAccess.GetLength(handle);
+                context.Response.ContentLength = length;
+                await context.Response.StartAsync();
+                var region = context.Features.Get<IEpollFileRegionFeature>()!;
+                Assert.True(region.TryArm(handle, 0, length));
+                for (var left = length; left > 0;)
+                {
+                    var step = (int)Math.Min(left, context.Response.BodyWriter.GetMemory(1024 * 1024).Length);
+                    context.Response.BodyWriter.Advance(step);
+                    left -= step;
+                }
+                Assert.Equal(0, region.Disarm());
+                await context.Response.BodyWriter.FlushAsync();
+                // From here only the transport's region holds the file open.
+                handle.Dispose();
+                // The transport drops its regions when it closes the connection, before its ConnectionClosed fires.
+                context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeFeature>()!
+                    .ConnectionClosed.Register(() => aborted.TrySetResult());
+            });
+        });
+        using var cts = new CancellationTokenSource(WaitLimit);
+        using (var client = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token, receiveBufferSize: 64 * 1024))
+        {
+            await client.SendAsync(Get($"/held/{Path.GetFileName(file)}"), cts.Token);
+            await client.ReadHeadAsync(cts.Token);
+            await client.DiscardAsync(256 * 1024, cts.Token);
+            client.Reset();
+        }
+
+        await aborted.Task.WaitAsync(WaitLimit);
+        Assert.Equal(0, OpenFds(file));
+        // The server goes on serving.
+        using var next = new HttpClient { BaseAddress = host.BaseAddress, Timeout = WaitLimit };
+        Assert.Equal("alive", await next.GetStringAsync("text/alive").WaitAsync(WaitLimit));
+    }
+
+    /// <summary>How many of this process's fds name <paramref name="path"/>.</summary>
+    private static int OpenFds(string path)
+    {
+        var count = 0;
+        foreach (var fd in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
+        {
+            try
+            {
+                if (new FileInfo(fd).LinkTarget == path)
+                {
+                    count++;
+                }
+            }
+            catch (IOException)
+            {
+                // Closed while listed.
+            }
+        }
+        return count;
+    }
+
     private static string Get(string path) => $"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n";
 
     private static void AssertBody(RawResponse response, byte[] expected, string path)
