@@ -109,12 +109,19 @@ public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase
         await client.SendAsync(Get($"/file/{Path.GetFileName(file)}?extra=100"), cts.Token);
         var (received, _) = await client.ReadToEndAsync(cts.Token, maxBytes: 1024 * 1024);
 
+        // The connection ended (the read returned) short of Content-Length. The abort is a reset, which discards
+        // what was still queued on the server's side, so the body may stop anywhere before the file's end; what
+        // arrived is the file's own bytes.
         var text = Encoding.Latin1.GetString(received);
         var headEnd = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
-        Assert.True(headEnd > 0, "no response head");
-        Assert.Contains("Content-Length: 100100", text[..headEnd], StringComparison.OrdinalIgnoreCase);
-        // Every file byte arrived, and the connection ended where the file did.
-        Assert.Equal(100_000, received.Length - headEnd - 4);
+        if (headEnd > 0)
+        {
+            Assert.Contains("Content-Length: 100100", text[..headEnd], StringComparison.OrdinalIgnoreCase);
+            var body = received.AsSpan(headEnd + 4);
+            Assert.True(body.Length <= 100_000, $"{body.Length} body bytes");
+            Assert.True(body.SequenceEqual(File.ReadAllBytes(file).AsSpan(0, body.Length)));
+        }
+        Assert.Single(host.ConnectionIds);
     }
 
     [Fact]
@@ -249,10 +256,10 @@ public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase
         Assert.Equal(RegionBytes, await missing.Task.WaitAsync(WaitLimit));
         var (received, _) = await client.ReadToEndAsync(cts.Token, maxBytes: 2 * PipeBytes);
 
+        // The abort resets the connection, and a reset may discard what the client had not read yet, head included.
         var text = Encoding.Latin1.GetString(received);
-        var bodyStart = text.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4;
-        Assert.True(bodyStart > 4, "no response head");
-        var body = received.AsSpan(bodyStart);
+        var headEnd = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        var body = headEnd < 0 ? [] : received.AsSpan(headEnd + 4);
         // Cut short by the abort, and nothing but the pipe's own bytes.
         Assert.True(body.Length < PipeBytes + RegionBytes, $"{body.Length} body bytes arrived");
         Assert.Equal(-1, body.IndexOfAnyExcept((byte)'p'));
