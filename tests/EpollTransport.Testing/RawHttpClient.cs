@@ -79,7 +79,13 @@ public sealed class RawHttpClient : IDisposable
         {
             throw new InvalidDataException($"Response {head.StatusCode} has no Content-Length.");
         }
-        var body = new byte[int.Parse(lengthText, CultureInfo.InvariantCulture)];
+        return head with { Body = await ReadBodyAsync(int.Parse(lengthText, CultureInfo.InvariantCulture), cancellationToken) };
+    }
+
+    /// <summary>Reads the next <paramref name="length"/> bytes: a body whose head <see cref="ReadHeadAsync"/> read.</summary>
+    public async Task<byte[]> ReadBodyAsync(int length, CancellationToken cancellationToken)
+    {
+        var body = new byte[length];
         var copied = 0;
         while (copied < body.Length)
         {
@@ -92,7 +98,7 @@ public sealed class RawHttpClient : IDisposable
             _start += count;
             copied += count;
         }
-        return head with { Body = body };
+        return body;
     }
 
     public async Task<RawResponse> ReadHeadAsync(CancellationToken cancellationToken)

@@ -10,7 +10,12 @@ namespace EpollTransport.Connections;
 /// committed so far" for the sender instead of advancing the pipe. Called by one writer at a time, as any
 /// <see cref="PipeWriter"/>.
 /// </summary>
-internal sealed class ConnectionOutput(PipeWriter pipe, Action<FileRegion> enqueue) : PipeWriter
+/// <remarks>
+/// A flush after regions wakes the sender by cancelling its pending read of the pipe: a pipe does not wake its reader
+/// for a flush that adds no byte, and a region at the end of a response is followed by none. Without the wake a
+/// sender that went back to waiting before the region was queued would never send it.
+/// </remarks>
+internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Action<FileRegion> enqueue) : PipeWriter
 {
     /// <summary>
     /// Scratch memory for armed writes. Its contents are never read, so every connection shares it (writers racing on
@@ -22,6 +27,7 @@ internal sealed class ConnectionOutput(PipeWriter pipe, Action<FileRegion> enque
     private SafeFileHandle? _file;
     private long _offset;
     private long _remaining;
+    private bool _regionsSinceFlush;
 
     /// <summary>Whether a region is armed.</summary>
     public bool Armed => _file is not null;
@@ -65,6 +71,7 @@ internal sealed class ConnectionOutput(PipeWriter pipe, Action<FileRegion> enque
             return;
         }
         enqueue(new FileRegion(_file, _committed, _offset, bytes));
+        _regionsSinceFlush = true;
         _offset += bytes;
         _remaining -= bytes;
         if (_remaining == 0)
@@ -80,7 +87,17 @@ internal sealed class ConnectionOutput(PipeWriter pipe, Action<FileRegion> enque
     public override Span<byte> GetSpan(int sizeHint = 0)
         => _file is null ? pipe.GetSpan(sizeHint) : Scratch(sizeHint).Span;
 
-    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => pipe.FlushAsync(cancellationToken);
+    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+    {
+        var flush = pipe.FlushAsync(cancellationToken);
+        if (_regionsSinceFlush)
+        {
+            _regionsSinceFlush = false;
+            // See the remarks. If the flush woke the sender already, its next read comes back at once, empty.
+            sender.CancelPendingRead();
+        }
+        return flush;
+    }
 
     public override void CancelPendingFlush() => pipe.CancelPendingFlush();
 

@@ -331,6 +331,45 @@ public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase
         Assert.Equal("alive", await next.GetStringAsync("text/alive").WaitAsync(WaitLimit));
     }
 
+    [Theory]
+    [InlineData(KestrelHost.Epoll)]
+    [InlineData(KestrelHost.EpollInline)]
+    public async Task ARegionArmedAfterTheSenderWentIdleIsStillSent(string transport)
+    {
+        // The head is sent and the sender is back to waiting for the pipe before the region is queued; the flush
+        // that follows adds no pipe byte, and a pipe does not wake its reader for an empty flush.
+        var file = WriteFile(200_000);
+        var headSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await StartAsync(transport, endpoint => endpoint.Protocols = HttpProtocols.Http1, app =>
+            app.MapGet("/late", async context =>
+            {
+                using var handle = File.OpenHandle(file);
+                var length = RandomAccess.GetLength(handle);
+                context.Response.ContentLength = length;
+                await context.Response.StartAsync();
+                // StartAsync leaves the head in the pipe; this flush sends it.
+                await context.Response.BodyWriter.FlushAsync();
+                await headSeen.Task.WaitAsync(WaitLimit);
+                var region = context.Features.Get<IEpollFileRegionFeature>()!;
+                Assert.True(region.TryArm(handle, 0, length));
+                var writer = context.Response.BodyWriter;
+                writer.GetMemory((int)length);
+                writer.Advance((int)length);
+                Assert.Equal(0, region.Disarm());
+                await writer.FlushAsync();
+            }));
+        using var cts = new CancellationTokenSource(WaitLimit);
+        using var client = await RawHttpClient.ConnectAsync(host.BaseAddress, cts.Token);
+
+        await client.SendAsync(Get("/late"), cts.Token);
+        var head = await client.ReadHeadAsync(cts.Token);
+        headSeen.SetResult();
+        var body = await client.ReadBodyAsync(200_000, cts.Token);
+
+        Assert.Equal(200, head.StatusCode);
+        Assert.True(File.ReadAllBytes(file).AsSpan().SequenceEqual(body));
+    }
+
     /// <summary>How many of this process's fds name <paramref name="path"/>.</summary>
     private static int OpenFds(string path)
     {
