@@ -31,29 +31,24 @@ internal static unsafe partial class FileRegionInterop
     /// <summary><see cref="PosixIO.CacheStat"/> of a range of <paramref name="file"/>.</summary>
     public static PosixResult IsResident(SafeFileHandle file, long offset, long length, out bool resident)
     {
-        var added = false;
-        try
-        {
-            file.DangerousAddRef(ref added);
-            return PosixIO.CacheStat((int)file.DangerousGetHandle(), offset, length, out resident);
-        }
-        finally
-        {
-            if (added)
-            {
-                file.DangerousRelease();
-            }
-        }
+        var isResident = false;
+        var result = WithFd(file, fd => PosixIO.CacheStat(fd, offset, length, out isResident));
+        resident = isResident;
+        return result;
     }
 
     /// <summary><see cref="PosixIO.ReadAhead"/> of a range of <paramref name="file"/>. May block: never on a reactor.</summary>
     public static PosixResult ReadAhead(SafeFileHandle file, long offset, long length)
+        => WithFd(file, fd => PosixIO.ReadAhead(fd, offset, length));
+
+    /// <summary>Runs a call on the handle's fd with the handle referenced, so a concurrent close cannot free the number.</summary>
+    private static PosixResult WithFd(SafeFileHandle file, Func<int, PosixResult> call)
     {
         var added = false;
         try
         {
             file.DangerousAddRef(ref added);
-            return PosixIO.ReadAhead((int)file.DangerousGetHandle(), offset, length);
+            return call((int)file.DangerousGetHandle());
         }
         finally
         {
