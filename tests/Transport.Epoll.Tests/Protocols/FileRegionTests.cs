@@ -371,7 +371,7 @@ public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase
     }
 
     /// <summary>How many of this process's fds name <paramref name="path"/>.</summary>
-    private static int OpenFds(string path)
+    internal static int OpenFds(string path)
     {
         var count = 0;
         foreach (var fd in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
@@ -391,7 +391,7 @@ public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase
         return count;
     }
 
-    private static string Get(string path) => $"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n";
+    internal static string Get(string path) => $"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n";
 
     private static void AssertBody(RawResponse response, byte[] expected, string path)
     {
