@@ -129,8 +129,48 @@ internal static unsafe partial class PosixIO
         return result;
     }
 
-    /// <summary>readahead(2): reads the range into the page cache, returning once it is read. May wait for the disk: never on a loop.</summary>
-    public static PosixResult ReadAhead(int fd, long offset, long length) => PosixResult.FromReturn(readahead(fd, offset, (nuint)length));
+    /// <summary>
+    /// Reads the range into the page cache and returns once it is there (or the file ended): <c>readahead(2)</c> to
+    /// start one large read, then <c>pread</c> through the range into a scratch buffer, which waits for it.
+    /// <c>readahead</c> alone does not wait: it queues the reads and returns (measured under a blkio throttle of
+    /// 2 MiB/s: it returned in 1 ms with no page of the 4 MiB range cached, and a <c>pread</c> after it took 2 s), so a
+    /// loop's <c>sendfile</c> after it would still wait for the disk. May wait for the disk: never on a loop.
+    /// </summary>
+    public static PosixResult ReadAhead(int fd, long offset, long length)
+    {
+        // Its errors (EINVAL for a file that has no page cache) are the reads' to report.
+        readahead(fd, offset, (nuint)length);
+        var scratch = t_readAheadScratch ??= GC.AllocateUninitializedArray<byte>(ReadAheadScratchSize);
+        var end = offset + length;
+        fixed (byte* pointer = scratch)
+        {
+            while (offset < end)
+            {
+                var result = PosixResult.FromReturn(pread(fd, pointer, (nuint)Math.Min(end - offset, scratch.Length), offset));
+                if (result.Interrupted)
+                {
+                    continue;
+                }
+                if (!result.IsSuccess)
+                {
+                    return result;
+                }
+                if (result.Value == 0)
+                {
+                    // The file ends before the range: what is there is cached; the send finds the end itself.
+                    break;
+                }
+                offset += result.Value;
+            }
+        }
+        return PosixResult.FromReturn(0);
+    }
+
+    private const int ReadAheadScratchSize = 128 * 1024;
+
+    /// <summary>Where <see cref="ReadAhead"/> reads bytes it throws away; one per helper thread.</summary>
+    [ThreadStatic]
+    private static byte[]? t_readAheadScratch;
 
     /// <summary>cachestat(2)'s number: the same in the generic table (arm64) and on x86-64.</summary>
     private const long SYS_cachestat = 451;
@@ -159,6 +199,9 @@ internal static unsafe partial class PosixIO
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint readahead(int fd, long offset, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint pread(int fd, byte* buf, nuint count, long offset);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int close(int fd);
