@@ -233,9 +233,11 @@ internal sealed partial class AmpedFileServer
             _metrics.SendFileFellBack(RegionFallback.Protocol);
             return null;
         }
-        // Kestrel's own response is both features; response compression or output caching replaces the body one, and
-        // its bytes then differ from the file's.
-        if (!ReferenceEquals(context.Features.Get<IHttpResponseBodyFeature>(), context.Features.Get<IHttpResponseFeature>()))
+        // Kestrel's own response is both features. Response compression or output caching replaces the body one with
+        // a writer of its own, whose bytes then differ from the file's; the epoll transport's SendFileAsync wrapper
+        // keeps Kestrel's writer.
+        if (context.Features.Get<IHttpResponseFeature>() is not IHttpResponseBodyFeature server
+            || !ReferenceEquals(context.Features.Get<IHttpResponseBodyFeature>()?.Writer, server.Writer))
         {
             _metrics.SendFileFellBack(RegionFallback.BodyReplaced);
             return null;

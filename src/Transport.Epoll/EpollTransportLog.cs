@@ -85,4 +85,7 @@ internal static partial class EpollTransportLog
 
     [LoggerMessage(12, LogLevel.Error, "Registering an accepted connection with reactor {ReactorId} failed: {Error}.", EventName = "RegisterError")]
     public static partial void RegisterError(ILogger logger, int reactorId, string error);
+
+    [LoggerMessage(13, LogLevel.Error, "SendFileAsync of {Path}: {Missing} of {Length} bytes of a file region did not reach the transport (buffered on the way); the connection is aborted so that no scratch byte is sent.", EventName = "RegionLost")]
+    public static partial void RegionLost(ILogger logger, string path, long missing, long length);
 }

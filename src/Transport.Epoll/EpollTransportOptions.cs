@@ -31,6 +31,15 @@ public sealed class EpollTransportOptions
     /// </summary>
     public EpollSendMode SendMode { get; set; }
 
+    /// <summary>
+    /// Sends the files of <c>HttpResponse.SendFileAsync</c> (<c>Results.File</c>, <c>UseStaticFiles</c>, MVC's
+    /// <c>PhysicalFileResult</c>) by <c>sendfile(2)</c>, from the page cache to the socket without a copy, where the
+    /// bytes reach the socket unchanged: HTTP/1.x without TLS, a Content-Length, a body of 16 KiB or more, and no
+    /// middleware that replaced the response body. Elsewhere the file is copied as Kestrel does, and the reason is
+    /// counted (<c>epoll.sendfile.fallbacks</c>). Defaults to <see langword="true"/>.
+    /// </summary>
+    public bool ZeroCopySendFile { get; set; } = true;
+
     /// <summary>Sets <c>TCP_NODELAY</c> on accepted TCP connections. Defaults to <see langword="true"/>.</summary>
     public bool NoDelay { get; set; } = true;
 

@@ -1,7 +1,9 @@
 using EpollTransport;
+using EpollTransport.Http;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -43,6 +45,9 @@ public static class WebHostBuilderEpollExtensions
             // CanBind sends what epoll does not handle to the next one.
             services.AddSingleton<EpollTransportFactory>();
             services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<EpollTransportFactory>());
+            // SendFileAsync by sendfile: a middleware first in the pipeline wraps Kestrel's response body.
+            services.TryAddSingleton<SendFileMetrics>();
+            services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, ZeroCopySendFileStartupFilter>());
         });
     }
 

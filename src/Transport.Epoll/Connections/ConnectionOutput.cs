@@ -14,9 +14,19 @@ namespace EpollTransport.Connections;
 /// A flush after regions wakes the sender by cancelling its pending read of the pipe: a pipe does not wake its reader
 /// for a flush that adds no byte, and a region at the end of a response is followed by none. Without the wake a
 /// sender that went back to waiting before the region was queued would never send it.
+/// <para>
+/// Region bytes count toward <see cref="EpollTransportOptions.MaxWriteBufferSize"/> as the pipe's bytes do: a flush
+/// that leaves more region bytes unsent than the limit waits until the sender has brought them down to half of it
+/// (the pipe's own pause and resume thresholds), or the connection closed. A region the size of the limit or less
+/// never waits, so a small file's response ends as a copied one would.
+/// </para>
 /// </remarks>
-internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Action<FileRegion> enqueue) : PipeWriter
+internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Action<FileRegion> enqueue, long pauseThreshold, long resumeThreshold) : PipeWriter
 {
+    private static readonly FlushResult s_drained = new(isCanceled: false, isCompleted: false);
+    private static readonly FlushResult s_closed = new(isCanceled: false, isCompleted: true);
+    private static readonly FlushResult s_canceled = new(isCanceled: true, isCompleted: false);
+
     /// <summary>
     /// Scratch memory for armed writes. Its contents are never read, so every connection shares it (writers racing on
     /// it write bytes that nobody sends).
@@ -28,6 +38,20 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
     private long _offset;
     private long _remaining;
     private bool _regionsSinceFlush;
+
+    /// <summary>Region bytes queued so far. Written by the writer only.</summary>
+    private long _regionQueued;
+
+    /// <summary>Region bytes sent (or dropped by a close) so far. Written by the sender.</summary>
+    private long _regionSent;
+
+    /// <summary>The flush waiting for the sender to bring the unsent region bytes down; null when none waits.</summary>
+    private TaskCompletionSource<FlushResult>? _drain;
+
+    private volatile bool _closed;
+
+    /// <summary>Region bytes queued and not yet sent.</summary>
+    private long RegionUnsent => Volatile.Read(ref _regionQueued) - Volatile.Read(ref _regionSent);
 
     /// <summary>Whether a region is armed.</summary>
     public bool Armed => _file is not null;
@@ -70,6 +94,7 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
         {
             return;
         }
+        Volatile.Write(ref _regionQueued, _regionQueued + bytes);
         enqueue(new FileRegion(_file, _committed, _offset, bytes));
         _regionsSinceFlush = true;
         _offset += bytes;
@@ -96,10 +121,71 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
             // See the remarks. If the flush woke the sender already, its next read comes back at once, empty.
             sender.CancelPendingRead();
         }
-        return flush;
+        if (pauseThreshold <= 0 || RegionUnsent <= pauseThreshold)
+        {
+            return flush;
+        }
+        return FlushAndDrainAsync(flush, cancellationToken);
     }
 
-    public override void CancelPendingFlush() => pipe.CancelPendingFlush();
+    /// <summary>The pipe's flush, then the wait for the sender to bring the unsent region bytes down (see the remarks).</summary>
+    private async ValueTask<FlushResult> FlushAndDrainAsync(ValueTask<FlushResult> flush, CancellationToken cancellationToken)
+    {
+        var result = await flush.ConfigureAwait(false);
+        if (result.IsCanceled || result.IsCompleted)
+        {
+            return result;
+        }
+        var drain = new TaskCompletionSource<FlushResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Interlocked.Exchange(ref _drain, drain);
+        // The sender may have drained (or the connection closed) before it could see the waiter.
+        if (_closed || RegionUnsent <= resumeThreshold)
+        {
+            if (Interlocked.CompareExchange(ref _drain, null, drain) == drain)
+            {
+                return _closed ? s_closed : result;
+            }
+        }
+        using var registration = cancellationToken.UnsafeRegister(static (state, token) =>
+        {
+            var (output, drain) = ((ConnectionOutput, TaskCompletionSource<FlushResult>))state!;
+            if (Interlocked.CompareExchange(ref output._drain, null, drain) == drain)
+            {
+                drain.TrySetCanceled(token);
+            }
+        }, (this, drain));
+        return await drain.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>The sender sent (or dropped) <paramref name="bytes"/> region bytes; wakes a flush waiting for them.</summary>
+    public void RegionBytesSent(long bytes)
+    {
+        Interlocked.Add(ref _regionSent, bytes);
+        if (Volatile.Read(ref _drain) is { } drain && (_closed || RegionUnsent <= resumeThreshold)
+            && Interlocked.CompareExchange(ref _drain, null, drain) == drain)
+        {
+            drain.TrySetResult(_closed ? s_closed : s_drained);
+        }
+    }
+
+    /// <summary>The connection closed: a flush waiting for region bytes ends as completed. Any thread.</summary>
+    public void Closed()
+    {
+        _closed = true;
+        if (Interlocked.Exchange(ref _drain, null) is { } drain)
+        {
+            drain.TrySetResult(s_closed);
+        }
+    }
+
+    public override void CancelPendingFlush()
+    {
+        pipe.CancelPendingFlush();
+        if (Interlocked.Exchange(ref _drain, null) is { } drain)
+        {
+            drain.TrySetResult(s_canceled);
+        }
+    }
 
     public override void Complete(Exception? exception = null)
     {

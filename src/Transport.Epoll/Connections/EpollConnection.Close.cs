@@ -67,6 +67,9 @@ internal sealed partial class EpollConnection
         // Like Sockets: a reset or abort reaches the application through its input and ConnectionClosed; Kestrel
         // expects output flushes to end by completion, and would log any other exception as unexpected.
         _outputCompletion = reason is null or ConnectionAbortedException or ConnectionResetException ? null : reason;
+        // Regions not sent release their files before ConnectionClosed can fire (ReleaseFd signals it), so that whoever
+        // waits for it finds the files closed; a flush waiting for them ends.
+        DropRegions();
         if (TakeWriteSideForClose())
         {
             _pending = default;
@@ -77,7 +80,8 @@ internal sealed partial class EpollConnection
             ReleaseFd();
         }
 
-        // Regions not sent release their files; one the application queues from now on releases it itself.
+        // Again: a region queued while the side was being closed. One queued from now on sees SendClosed and releases
+        // its file itself.
         DropRegions();
         CompleteInput(shutdownReason);
         // On the reactor thread: never wait for the reactors to stop here.

@@ -45,6 +45,9 @@ internal sealed partial class EpollConnection
     /// <summary>0 when no <c>cachestat</c> (kernel before 6.5, or refused): every chunk is read ahead first.</summary>
     private static int s_cacheStat = 1;
 
+    /// <summary>The response body that sends SendFileAsync's files as regions, kept for the connection's HTTP/1.x requests.</summary>
+    internal Http.ZeroCopyResponseBody? ResponseBody { get; set; }
+
     bool IEpollFileRegionFeature.TryArm(SafeFileHandle file, long offset, long length)
     {
         ArgumentNullException.ThrowIfNull(file);
@@ -178,6 +181,7 @@ internal sealed partial class EpollConnection
         region.Offset += sent.Value;
         region.Remaining -= sent.Value;
         _reactor.Counters.FileBytesSent += sent.Value;
+        _outputWriter.RegionBytesSent(sent.Value);
         if (region.Remaining == 0)
         {
             _regions!.TryDequeue(out _);
@@ -244,6 +248,7 @@ internal sealed partial class EpollConnection
     /// <summary>Releases every queued region's file: the connection closed. Any thread, any number of times.</summary>
     private void DropRegions()
     {
+        _outputWriter.Closed();
         if (_regions is { } regions)
         {
             while (regions.TryDequeue(out var region))

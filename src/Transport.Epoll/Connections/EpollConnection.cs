@@ -90,7 +90,8 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         _input = new Pipe(pipeOptions.Input);
         _output = new Pipe(pipeOptions.Output);
 
-        _outputWriter = new ConnectionOutput(_output.Writer, _output.Reader, EnqueueRegion);
+        _outputWriter = new ConnectionOutput(_output.Writer, _output.Reader, EnqueueRegion,
+            pipeOptions.Output.PauseWriterThreshold, pipeOptions.Output.ResumeWriterThreshold);
         Transport = new DuplexPipe(_input.Reader, _outputWriter);
         ConnectionClosed = _closedTokenSource.Token;
         _onOutputReadable = OnOutputReadable;

@@ -42,4 +42,8 @@ public abstract class ProtocolTestBase(ITestOutputHelper output)
     /// <param name="map">Adds the middleware and endpoints the test needs.</param>
     protected Task<KestrelHost> StartAsync(string transport, Action<ListenOptions> endpoint, Action<WebApplication> map)
         => KestrelHost.StartAsync(transport, map, output, endpoint);
+
+    /// <summary>As <see cref="StartAsync(string, Action{ListenOptions}, Action{WebApplication})"/>, with services of the test's own.</summary>
+    protected Task<KestrelHost> StartAsync(string transport, Action<ListenOptions> endpoint, Action<WebApplication> map, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection> services)
+        => KestrelHost.StartAsync(transport, map, output, endpoint, services: services);
 }
