@@ -216,7 +216,7 @@ internal sealed partial class AmpedFileServer
     /// <summary>
     /// Zero copy on the epoll transport: hands <paramref name="count"/> bytes of the file from <paramref name="offset"/>
     /// to the transport as file regions (<see cref="IEpollFileRegionFeature"/>), which it sends with sendfile. Flash's
-    /// rule holds: before each region a chunk is known to be in the page cache (cachestat on the loop) or a helper has
+    /// rule holds: before each region a chunk is known to be in the page cache (mincore on the loop) or a helper has
     /// read it ahead, so the loop's sendfile does not wait for the disk (the transport checks again, and reads ahead
     /// itself, should the pages have gone meanwhile). Null when this response cannot take a region (another
     /// transport, HTTP/2, a replaced body, TLS): the caller copies. False when the response ended early.

@@ -50,7 +50,7 @@ internal sealed class AmpedMetrics : IDisposable
         Counter("amped.opens.cached", "{call}", "Opens answered on the loop from the dentry cache (openat2 RESOLVE_CACHED).", () => _opensCached);
         Counter("amped.opens.helper", "{call}", "Opens whose path walk needed the disk and went to a helper.", () => _opensHelper);
         Counter("amped.helper.refusals", "{job}", "Jobs refused because their helper queue was full (the request got 503, or its response was aborted).", () => _refusals);
-        Counter("amped.sendfile.resident", "{check}", "File ranges found in the page cache on the loop (cachestat) before their sendfile: no helper read-ahead needed.", () => _residentOnLoop);
+        Counter("amped.sendfile.resident", "{check}", "File ranges found in the page cache on the loop (mincore) before their sendfile: no helper read-ahead needed.", () => _residentOnLoop);
         Counter("amped.sendfile.bodies", "{send}", "File regions handed to the epoll transport, sent by sendfile with no copy: a body or a range, or a 4 MiB chunk of a larger one.", () => _sendFileBodies);
         _meter.CreateObservableCounter("amped.body.bytes", () => new[]
         {

@@ -95,7 +95,7 @@ internal sealed class DiskDispatcher : IDisposable
 
     /// <summary>
     /// Makes sure a range is in the page cache before the transport sends it with sendfile (which would read it
-    /// synchronously on the loop otherwise): answered on the loop when cachestat says it is resident, else a helper
+    /// synchronously on the loop otherwise): answered on the loop when mincore finds it read, else a helper
     /// reads it ahead. Success, or the error (EAGAIN: refused, the helper queue is full).
     /// </summary>
     public ValueTask<PosixResult> ReadAheadAsync(int fd, long offset, long length, CancellationToken aborted)

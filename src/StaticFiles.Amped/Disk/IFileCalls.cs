@@ -24,8 +24,8 @@ internal interface IFileCalls
 
     PosixResult Read(int fd, Span<byte> buffer, long offset);
 
-    /// <summary>Whether a range is in the page cache (cachestat); never waits. Made on the loop.</summary>
-    PosixResult IsResident(int fd, long offset, long length, out bool resident) => PosixIO.CacheStat(fd, offset, length, out resident);
+    /// <summary>Whether a range is in the page cache and read (<see cref="PosixIO.PagesReady"/>); never waits. Made on the loop.</summary>
+    PosixResult IsResident(int fd, long offset, long length, out bool resident) => PosixIO.PagesReady(fd, offset, length, out resident);
 
     /// <summary>Reads a range into the page cache and returns once it is there (readahead); may wait for the disk.</summary>
     PosixResult ReadAhead(int fd, long offset, long length) => PosixIO.ReadAhead(fd, offset, length);

@@ -20,9 +20,9 @@ namespace EpollTransport.Connections;
 /// </para>
 /// <para>
 /// The AMPED rule: a reactor never waits for the disk, and <c>sendfile</c> of a page that is not in the page cache
-/// reads it synchronously. So before each chunk the reactor asks <c>cachestat(2)</c> whether the chunk's pages are
-/// resident; when they are not (or the kernel has no cachestat), a thread-pool thread runs <c>readahead(2)</c> on the
-/// chunk, which returns once it is read, and the reactor sends it then. One chunk per connection per turn, so a large
+/// reads it synchronously. So before each chunk the reactor asks <c>mincore(2)</c> whether the chunk's pages are
+/// in the cache and read (<see cref="PosixIO.PagesReady"/>); when they are not, a thread-pool thread reads the chunk
+/// in (<see cref="PosixIO.ReadAhead"/>, which returns once it is read), and the reactor sends it then. One chunk per connection per turn, so a large
 /// file shares the reactor round-robin with every other connection.
 /// </para>
 /// </remarks>
@@ -41,9 +41,6 @@ internal sealed partial class EpollConnection
 
     /// <summary>The first bytes were the cleartext HTTP/2 preface. Reactor thread writes, any thread reads.</summary>
     private volatile bool _http2;
-
-    /// <summary>0 when no <c>cachestat</c> (kernel before 6.5, or refused): every chunk is read ahead first.</summary>
-    private static int s_cacheStat = 1;
 
     /// <summary>The response body that sends SendFileAsync's files as regions, kept for the connection's HTTP/1.x requests.</summary>
     internal Http.ZeroCopyResponseBody? ResponseBody { get; set; }
@@ -198,18 +195,7 @@ internal sealed partial class EpollConnection
     }
 
     private static bool IsResident(FileRegion region, long length)
-    {
-        if (Volatile.Read(ref s_cacheStat) == 0)
-        {
-            return false;
-        }
-        var result = FileRegionInterop.IsResident(region.File, region.Offset, length, out var resident);
-        if (!result.IsSuccess && result.Errno is Errnos.ENOSYS or Errnos.EPERM)
-        {
-            Volatile.Write(ref s_cacheStat, 0);
-        }
-        return result.IsSuccess && resident;
-    }
+        => FileRegionInterop.IsResident(region.File, region.Offset, length, out var resident).IsSuccess && resident;
 
     /// <summary>Reads a chunk into the page cache on a thread-pool thread; the reactor sends it when that is done.</summary>
     private void StartReadAhead(FileRegion region, long length)

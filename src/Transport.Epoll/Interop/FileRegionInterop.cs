@@ -6,7 +6,7 @@ namespace EpollTransport.Interop;
 
 /// <summary>
 /// The calls of the zero-copy send path on a file's <see cref="SafeFileHandle"/>: <c>sendfile</c> to a connection's
-/// socket, and <see cref="PosixIO.CacheStat"/> and <see cref="PosixIO.ReadAhead"/> with the handle referenced for the
+/// socket, and <see cref="PosixIO.PagesReady"/> and <see cref="PosixIO.ReadAhead"/> with the handle referenced for the
 /// call, so that a file closed meanwhile is never a reused fd number.
 /// </summary>
 internal static unsafe partial class FileRegionInterop
@@ -28,11 +28,11 @@ internal static unsafe partial class FileRegionInterop
         return result;
     }
 
-    /// <summary><see cref="PosixIO.CacheStat"/> of a range of <paramref name="file"/>.</summary>
+    /// <summary><see cref="PosixIO.PagesReady"/> of a range of <paramref name="file"/>.</summary>
     public static PosixResult IsResident(SafeFileHandle file, long offset, long length, out bool resident)
     {
         var isResident = false;
-        var result = WithFd(file, fd => PosixIO.CacheStat(fd, offset, length, out isResident));
+        var result = WithFd(file, fd => PosixIO.PagesReady(fd, offset, length, out isResident));
         resident = isResident;
         return result;
     }

@@ -115,7 +115,7 @@ public sealed class SlowDiskTests : IDisposable
         public PosixResult IsResident(int fd, long offset, long length, out bool resident)
         {
             resident = false;
-            return fd == Volatile.Read(ref _slowFd) ? PosixResult.FromReturn(0) : PosixIO.CacheStat(fd, offset, length, out resident);
+            return fd == Volatile.Read(ref _slowFd) ? PosixResult.FromReturn(0) : PosixIO.PagesReady(fd, offset, length, out resident);
         }
 
         public PosixResult ReadAhead(int fd, long offset, long length)

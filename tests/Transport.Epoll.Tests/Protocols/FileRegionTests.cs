@@ -196,7 +196,7 @@ public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase
         {
             if (EpollTransport.Interop.FileRegionInterop.IsResident(handle, 0, size, out _).IsSuccess)
             {
-                // With cachestat the now cached file is sent without another read-ahead.
+                // Found read (mincore), the now cached file is sent without another read-ahead.
                 Assert.Equal(readAheads, Counter(host, "epoll.connection.sendfile.read_aheads"));
             }
         }
