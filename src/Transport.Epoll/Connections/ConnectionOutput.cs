@@ -18,10 +18,13 @@ namespace EpollTransport.Connections;
 /// Region bytes count toward <see cref="EpollTransportOptions.MaxWriteBufferSize"/> as the pipe's bytes do: a flush
 /// that leaves more region bytes unsent than the limit waits until the sender has brought them down to half of it
 /// (the pipe's own pause and resume thresholds), or the connection closed. A region the size of the limit or less
-/// never waits, so a small file's response ends as a copied one would.
+/// never waits, so a small file's response ends as a copied one would. The waiting flush resumes where a paused pipe
+/// flush would: on the thread pool, or with inline scheduling on the reactor's work queue, in the turn that sent the
+/// bytes (never inside the send itself).
 /// </para>
 /// </remarks>
-internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Action<FileRegion> enqueue, long pauseThreshold, long resumeThreshold) : PipeWriter
+internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Action<FileRegion> enqueue, long pauseThreshold, long resumeThreshold,
+    PipeScheduler resumeOn) : PipeWriter
 {
     private static readonly FlushResult s_drained = new(isCanceled: false, isCompleted: false);
     private static readonly FlushResult s_closed = new(isCanceled: false, isCompleted: true);
@@ -136,7 +139,8 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
         {
             return result;
         }
-        var drain = new TaskCompletionSource<FlushResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Completed only through resumeOn (see Resume), which is where the continuation runs.
+        var drain = new TaskCompletionSource<FlushResult>();
         Interlocked.Exchange(ref _drain, drain);
         // The sender may have drained (or the connection closed) before it could see the waiter.
         if (_closed || RegionUnsent <= resumeThreshold)
@@ -164,9 +168,16 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
         if (Volatile.Read(ref _drain) is { } drain && (_closed || RegionUnsent <= resumeThreshold)
             && Interlocked.CompareExchange(ref _drain, null, drain) == drain)
         {
-            drain.TrySetResult(_closed ? s_closed : s_drained);
+            Resume(drain, _closed ? s_closed : s_drained);
         }
     }
+
+    private void Resume(TaskCompletionSource<FlushResult> drain, FlushResult result)
+        => resumeOn.Schedule(static state =>
+        {
+            var (drain, result) = ((TaskCompletionSource<FlushResult>, FlushResult))state!;
+            drain.TrySetResult(result);
+        }, (drain, result));
 
     /// <summary>The connection closed: a flush waiting for region bytes ends as completed. Any thread.</summary>
     public void Closed()
@@ -174,7 +185,7 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
         _closed = true;
         if (Interlocked.Exchange(ref _drain, null) is { } drain)
         {
-            drain.TrySetResult(s_closed);
+            Resume(drain, s_closed);
         }
     }
 
@@ -183,7 +194,7 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
         pipe.CancelPendingFlush();
         if (Interlocked.Exchange(ref _drain, null) is { } drain)
         {
-            drain.TrySetResult(s_canceled);
+            Resume(drain, s_canceled);
         }
     }
 

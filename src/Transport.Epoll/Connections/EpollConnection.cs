@@ -91,7 +91,8 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         _output = new Pipe(pipeOptions.Output);
 
         _outputWriter = new ConnectionOutput(_output.Writer, _output.Reader, EnqueueRegion,
-            pipeOptions.Output.PauseWriterThreshold, pipeOptions.Output.ResumeWriterThreshold);
+            pipeOptions.Output.PauseWriterThreshold, pipeOptions.Output.ResumeWriterThreshold,
+            options.UnsafePreferInlineScheduling ? reactor : PipeScheduler.ThreadPool);
         Transport = new DuplexPipe(_input.Reader, _outputWriter);
         ConnectionClosed = _closedTokenSource.Token;
         _onOutputReadable = OnOutputReadable;
