@@ -111,15 +111,84 @@ internal static unsafe partial class PosixIO
 
     /// <summary>
     /// Whether every page of <paramref name="length"/> bytes from <paramref name="offset"/> of the file
-    /// <paramref name="fd"/> is in the page cache and read, so that a <c>sendfile</c> of it does not wait for the disk:
-    /// <c>mincore(2)</c> of a mapping of the range that is never touched (<c>mmap</c>, <c>mincore</c>, <c>munmap</c>;
-    /// none waits for the disk). <c>mincore</c> counts a page only once it is up to date. <c>cachestat(2)</c> does not:
-    /// it counts a page as cached from the moment a read of it is queued (measured under a blkio throttle: all 1024
-    /// pages of a 4 MiB range "cached" at once after a <c>readahead</c>, none of them up to date for 0.5 s), so a
-    /// <c>sendfile</c> that trusted it would wait on the loop for a read another request started. A failure (a file
-    /// that cannot be mapped) leaves the range not known to be ready.
+    /// <paramref name="fd"/> is in the page cache and read, so that a <c>sendfile</c> of it does not wait for the disk.
+    /// None of the calls waits for the disk.
     /// </summary>
+    /// <remarks>
+    /// <para>
+    /// <c>cachestat(2)</c> (Linux 6.5+) says whether every page is in the cache, but it counts a page from the moment
+    /// a read of it is queued (measured under a blkio throttle: all 1024 pages of a 4 MiB range "cached" right after a
+    /// <c>readahead</c>, none of them read for 0.5 s). So a range it finds whole is then probed with one-byte
+    /// <c>preadv2(RWF_NOWAIT)</c> reads, which fail with EAGAIN on a page still being read: its first byte, one byte
+    /// every <see cref="ProbeSpacing"/>, and its last byte. A read in flight covers whole block requests of at least
+    /// that size, so one of its pages is probed; a range whose reads are all done but one request shorter than the
+    /// spacing could pass, and the <c>sendfile</c> would wait for that last request only.
+    /// </para>
+    /// <para>
+    /// Without <c>cachestat</c> (ENOSYS on an older kernel, EPERM from some seccomp filters) it asks <c>mincore(2)</c>
+    /// of a mapping of the range that is never touched, which counts only pages that are read: exact, but the
+    /// <c>mmap</c> and <c>munmap</c> cost about as much as the rest of a cached 64 KiB response (the disk scenario's
+    /// fully cached case went from 46,000 to 26,000 req/s with two such checks per response).
+    /// </para>
+    /// </remarks>
     public static PosixResult PagesReady(int fd, long offset, long length, out bool ready)
+    {
+        ready = false;
+        if (Volatile.Read(ref s_noCacheStat) == 0)
+        {
+            var range = new CacheStatRange { Offset = (ulong)offset, Length = (ulong)length };
+            CacheStatResult stat;
+            var result = PosixResult.FromReturn(syscall(SYS_cachestat, fd, &range, &stat, 0));
+            if (result.IsSuccess)
+            {
+                long pageSize = Environment.SystemPageSize;
+                var pages = (offset + length + pageSize - 1) / pageSize - offset / pageSize;
+                ready = stat.Cache >= (ulong)pages && Probe(fd, offset, length);
+                return result;
+            }
+            if (result.Errno is not (Errnos.ENOSYS or Errnos.EPERM))
+            {
+                return result;
+            }
+            Volatile.Write(ref s_noCacheStat, 1);
+        }
+        return MinCore(fd, offset, length, out ready);
+    }
+
+    /// <summary>Probes for a page still being read are this far apart (see <see cref="PagesReady"/>).</summary>
+    internal const long ProbeSpacing = 64 * 1024;
+
+    /// <summary>1 once cachestat was refused: <see cref="PagesReady"/> asks mincore.</summary>
+    private static int s_noCacheStat;
+
+    /// <summary>One-byte RWF_NOWAIT reads across a range that is cached: true when none found a page still being read.</summary>
+    private static bool Probe(int fd, long offset, long length)
+    {
+        byte one;
+        var vector = new IOVector { Base = &one, Length = 1 };
+        var end = offset + length - 1;
+        for (var at = offset; ; at = Math.Min(end, (at / ProbeSpacing + 1) * ProbeSpacing))
+        {
+            PosixResult result;
+            do
+            {
+                result = PosixResult.FromReturn(preadv2(fd, &vector, 1, at, RWF_NOWAIT));
+            }
+            while (result.Interrupted);
+            if (!result.IsSuccess || result.Value == 0)
+            {
+                // EAGAIN: a page being read (or one dropped meanwhile); 0: the file is shorter now.
+                return false;
+            }
+            if (at == end)
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>mincore(2) of an untouched mapping of the range: counts only pages that are read (see <see cref="PagesReady"/>).</summary>
+    private static PosixResult MinCore(int fd, long offset, long length, out bool ready)
     {
         ready = false;
         long pageSize = Environment.SystemPageSize;
@@ -142,15 +211,7 @@ internal static unsafe partial class PosixIO
             }
             if (result.IsSuccess)
             {
-                ready = true;
-                foreach (var page in vector)
-                {
-                    if ((page & 1) == 0)
-                    {
-                        ready = false;
-                        break;
-                    }
-                }
+                ready = AllOdd(vector);
             }
             return result;
         }
@@ -162,6 +223,19 @@ internal static unsafe partial class PosixIO
                 System.Buffers.ArrayPool<byte>.Shared.Return(rented);
             }
         }
+    }
+
+    /// <summary>mincore's low bit says resident; the others are reserved.</summary>
+    private static bool AllOdd(ReadOnlySpan<byte> vector)
+    {
+        foreach (var page in vector)
+        {
+            if ((page & 1) == 0)
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     /// <summary>
@@ -206,6 +280,31 @@ internal static unsafe partial class PosixIO
     /// <summary>Where <see cref="ReadAhead"/> reads bytes it throws away; one per helper thread.</summary>
     [ThreadStatic]
     private static byte[]? t_readAheadScratch;
+
+    /// <summary>cachestat(2)'s number: the same in the generic table (arm64) and on x86-64.</summary>
+    private const long SYS_cachestat = 451;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct CacheStatRange
+    {
+        public ulong Offset;
+        public ulong Length;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct CacheStatResult
+    {
+        public ulong Cache;
+        public ulong Dirty;
+        public ulong Writeback;
+        public ulong Evicted;
+        public ulong RecentlyEvicted;
+    }
+
+    // syscall(2) is variadic; its integer and pointer arguments pass in the same registers as a fixed signature's on
+    // x86-64 SysV and arm64 Linux, and glibc's syscall never reads AL.
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial long syscall(long number, int fd, CacheStatRange* range, CacheStatResult* stat, uint flags);
 
     private const int PROT_READ = 1;
     private const int MAP_SHARED = 1;

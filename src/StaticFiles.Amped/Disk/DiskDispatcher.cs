@@ -102,8 +102,9 @@ internal sealed class DiskDispatcher : IDisposable
     {
         if (Mode == AmpedMode.Sped)
         {
-            // SPED waits for the disk on the loop by design; sendfile will.
-            return new(PosixResult.FromReturn(0));
+            // SPED waits for the disk on the loop by design. Here, not in the transport's sendfile: the transport would
+            // find the range not read and read it ahead off its reactor.
+            return new(_calls.ReadAhead(fd, offset, length));
         }
         var check = _calls.IsResident(fd, offset, length, out var resident);
         if (check.IsSuccess && resident)

@@ -34,7 +34,7 @@ public sealed class SendFileAsyncTests(ITestOutputHelper output) : ProtocolTestB
             var cases = new TheoryData<string, int>();
             foreach (var transport in new[] { KestrelHost.Epoll, KestrelHost.EpollInline })
             {
-                foreach (var size in new[] { 0, 1, 4096, 16 * 1024 - 1, 16 * 1024, 65537, 1024 * 1024, 4 * 1024 * 1024 + 1, 16 * 1024 * 1024 })
+                foreach (var size in new[] { 0, 1, 4095, 4096, 4097, 16 * 1024 - 1, 16 * 1024, 65535, 65536, 65537, 1024 * 1024, 4 * 1024 * 1024 + 1, 16 * 1024 * 1024 })
                 {
                     cases.Add(transport, size);
                 }
