@@ -284,7 +284,8 @@ internal sealed partial class AmpedFileServer
                 context.Abort();
                 return false;
             }
-            if (!region.TryArm(handle, offset + sent, chunk))
+            // Found read on the loop, or read in by a helper just now: the transport need not check it again.
+            if (!region.TryArm(handle, offset + sent, chunk, pagesReady: true))
             {
                 if (sent > 0)
                 {

@@ -31,8 +31,16 @@ public interface IEpollFileRegionFeature
     /// Arms a region of <paramref name="length"/> bytes of <paramref name="file"/> from <paramref name="offset"/>. The
     /// transport takes its own reference on the handle for as long as it has region bytes to send.
     /// </summary>
+    /// <param name="file">The file; the transport adds its own reference.</param>
+    /// <param name="offset">The file offset of the region's first byte.</param>
+    /// <param name="length">The region's length in bytes.</param>
+    /// <param name="pagesReady">
+    /// True when the caller has just found the whole range in the page cache and read (or has read it in itself, off
+    /// the loop), so the transport sends it without checking again. Otherwise (the default) the transport checks
+    /// before each chunk, and has a chunk that is not read in read ahead off its reactor first.
+    /// </param>
     /// <returns>False when this connection cannot send a region (see the remarks): write the bytes instead.</returns>
-    bool TryArm(SafeFileHandle file, long offset, long length);
+    bool TryArm(SafeFileHandle file, long offset, long length, bool pagesReady = false);
 
     /// <summary>
     /// Ends the armed region. Returns how many of its bytes did not reach the transport's output (0: all did). The

@@ -42,6 +42,9 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
     private long _remaining;
     private bool _regionsSinceFlush;
 
+    /// <summary>The armed range is known to be in the page cache and read: its regions need no check before sending.</summary>
+    private bool _pagesReady;
+
     /// <summary>Region bytes queued so far. Written by the writer only.</summary>
     private long _regionQueued;
 
@@ -60,7 +63,7 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
     public bool Armed => _file is not null;
 
     /// <summary>Arms a region; the caller has checked that the connection can send one.</summary>
-    public void Arm(SafeFileHandle file, long offset, long length)
+    public void Arm(SafeFileHandle file, long offset, long length, bool pagesReady)
     {
         if (_file is not null)
         {
@@ -69,6 +72,7 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
         _file = file;
         _offset = offset;
         _remaining = length;
+        _pagesReady = pagesReady;
     }
 
     /// <summary>Ends the region: how many of its bytes were not advanced.</summary>
@@ -98,7 +102,7 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
             return;
         }
         Volatile.Write(ref _regionQueued, _regionQueued + bytes);
-        enqueue(new FileRegion(_file, _committed, _offset, bytes));
+        enqueue(new FileRegion(_file, _committed, _offset, bytes) { ResidentUntil = _pagesReady ? _offset + bytes : 0 });
         _regionsSinceFlush = true;
         _offset += bytes;
         _remaining -= bytes;

@@ -45,7 +45,7 @@ internal sealed partial class EpollConnection
     /// <summary>The response body that sends SendFileAsync's files as regions, kept for the connection's HTTP/1.x requests.</summary>
     internal Http.ZeroCopyResponseBody? ResponseBody { get; set; }
 
-    bool IEpollFileRegionFeature.TryArm(SafeFileHandle file, long offset, long length)
+    bool IEpollFileRegionFeature.TryArm(SafeFileHandle file, long offset, long length, bool pagesReady)
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
@@ -57,7 +57,7 @@ internal sealed partial class EpollConnection
         {
             return false;
         }
-        _outputWriter.Arm(file, offset, length);
+        _outputWriter.Arm(file, offset, length, pagesReady);
         return true;
     }
 

@@ -203,6 +203,30 @@ public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase
         Assert.Equal(["region", "region"], _taken);
     }
 
+    [Fact]
+    public async Task ARegionArmedAsReadIsSentWithoutACheck()
+    {
+        // The caller's word (pagesReady) is taken: no check, so no read-ahead even for a file dropped from the cache
+        // (sendfile reads it itself). AMPED says so only for a range it has just found read or read in.
+        var size = 1024 * 1024 + 5;
+        var path = Path.Combine(_folder, "said-ready.bin");
+        using (var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
+        {
+            stream.Write(Payload(size));
+            stream.Flush(flushToDisk: true);
+        }
+        await DropFromPageCacheAsync(path);
+        await using var host = await StartAsync(KestrelHost.Epoll);
+        using var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = WaitLimit };
+
+        var body = await client.GetByteArrayAsync("file/said-ready.bin?ready=1").WaitAsync(WaitLimit);
+        Assert.Equal("sync", await client.GetStringAsync("text/sync").WaitAsync(WaitLimit));
+
+        Assert.Equal(SHA256.HashData(Payload(size)), SHA256.HashData(body));
+        Assert.Equal(0, Counter(host, "epoll.connection.sendfile.read_aheads"));
+        Assert.True(SendfileBytes(host) >= size);
+    }
+
     /// <summary>posix_fadvise(DONTNEED) over the whole file, by coreutils' dd.</summary>
     private static async Task DropFromPageCacheAsync(string path)
     {
@@ -427,7 +451,7 @@ public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase
             await context.Response.StartAsync(context.RequestAborted);
             // Armed only once the head is sent: armed, the head's bytes would be taken for file bytes. So the header
             // says what the endpoint tries, and _taken what the transport let it do.
-            zeroCopy = zeroCopy && region!.TryArm(file, 0, length);
+            zeroCopy = zeroCopy && region!.TryArm(file, 0, length, pagesReady: context.Request.Query.ContainsKey("ready"));
             _taken.Enqueue(zeroCopy ? "region" : "copy");
             if (zeroCopy)
             {
