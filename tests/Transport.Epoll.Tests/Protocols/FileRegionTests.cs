@@ -475,7 +475,7 @@ public sealed class FileRegionTests(ITestOutputHelper output) : ProtocolTestBase
     private static long SendfileBytes(KestrelHost host) => Counter(host, "epoll.connection.sendfile.bytes");
 
     /// <summary>A counter of the server's own meter, summed over its reactors.</summary>
-    private static long Counter(KestrelHost host, string name)
+    internal static long Counter(KestrelHost host, string name)
     {
         var factory = host.Services.GetRequiredService<IMeterFactory>();
         long bytes = 0;

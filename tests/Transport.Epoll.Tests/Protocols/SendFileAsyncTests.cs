@@ -328,25 +328,7 @@ public sealed class SendFileAsyncTests(ITestOutputHelper output) : ProtocolTestB
             => _seen.Where(m => m.Name == name && (reason is null || m.Reason == reason)).Sum(m => m.Value);
 
         /// <summary>An observable counter of the server's meter, summed over its reactors.</summary>
-        public long Observed(KestrelHost host, string name)
-        {
-            var factory = host.Services.GetRequiredService<IMeterFactory>();
-            long total = 0;
-            using var listener = new MeterListener
-            {
-                InstrumentPublished = (instrument, l) =>
-                {
-                    if (instrument.Meter.Scope == factory && instrument.Name == name)
-                    {
-                        l.EnableMeasurementEvents(instrument);
-                    }
-                },
-            };
-            listener.SetMeasurementEventCallback<long>((_, value, _, _) => total += value);
-            listener.Start();
-            listener.RecordObservableInstruments();
-            return total;
-        }
+        public long Observed(KestrelHost host, string name) => FileRegionTests.Counter(host, name);
 
         public void Dispose() => _listener?.Dispose();
     }
