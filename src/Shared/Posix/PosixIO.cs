@@ -136,14 +136,12 @@ internal static unsafe partial class PosixIO
         ready = false;
         if (Volatile.Read(ref s_noCacheStat) == 0)
         {
-            var range = new CacheStatRange { Offset = (ulong)offset, Length = (ulong)length };
-            CacheStatResult stat;
-            var result = PosixResult.FromReturn(syscall(SYS_cachestat, fd, &range, &stat, 0));
+            var result = CachedPages(fd, offset, length, out var cached);
             if (result.IsSuccess)
             {
                 long pageSize = Environment.SystemPageSize;
                 var pages = (offset + length + pageSize - 1) / pageSize - offset / pageSize;
-                ready = stat.Cache >= (ulong)pages && Probe(fd, offset, length);
+                ready = cached >= pages && Probe(fd, offset, length);
                 return result;
             }
             if (result.Errno is not (Errnos.ENOSYS or Errnos.EPERM))
@@ -153,6 +151,19 @@ internal static unsafe partial class PosixIO
             Volatile.Write(ref s_noCacheStat, 1);
         }
         return MinCore(fd, offset, length, out ready);
+    }
+
+    /// <summary>
+    /// cachestat(2): how many pages of the range are in the page cache, counting pages whose read is only queued (see
+    /// <see cref="PagesReady"/>). ENOSYS before Linux 6.5.
+    /// </summary>
+    internal static PosixResult CachedPages(int fd, long offset, long length, out long pages)
+    {
+        var range = new CacheStatRange { Offset = (ulong)offset, Length = (ulong)length };
+        CacheStatResult stat;
+        var result = PosixResult.FromReturn(syscall(SYS_cachestat, fd, &range, &stat, 0));
+        pages = result.IsSuccess ? (long)stat.Cache : 0;
+        return result;
     }
 
     /// <summary>Probes for a page still being read are this far apart (see <see cref="PagesReady"/>).</summary>
