@@ -36,6 +36,7 @@ internal sealed class EpollTransportMetrics : IDisposable
         Counter("epoll.reactor.wakeups.avoided", "{wakeup}", "Posts that found the reactor awake and needed no eventfd write.", static r => r.Wakeup.Avoided);
         Counter("epoll.reactor.read_would_block", "{call}", "recv calls that returned EAGAIN.", static r => r.Counters.ReadWouldBlock);
         Counter("epoll.reactor.read_queue_drained", "{call}", "recv calls after which the kernel reported the receive queue empty (TCP_INQ), so that no EAGAIN call was needed.", static r => r.Counters.ReadQueueDrained);
+        Counter("epoll.reactor.read_short_drained", "{call}", "Unix stream receives shorter than their buffer, which emptied the receive queue, so that no EAGAIN call was needed.", static r => r.Counters.ReadShortDrained);
         Counter("epoll.reactor.write_would_block", "{call}", "sendmsg and sendfile calls that returned EAGAIN.", static r => r.Counters.WriteWouldBlock);
         Counter("epoll.connection.sendfile.calls", "{call}", "sendfile calls that sent file regions (zero-copy file bytes).", static r => r.Counters.FileSends);
         Counter("epoll.connection.sendfile.bytes", "By", "Bytes of file regions sent by sendfile.", static r => r.Counters.FileBytesSent);

@@ -56,6 +56,17 @@ internal sealed partial class EpollConnection
                     _reactor.Counters.ReadQueueDrained++;
                     break;
                 }
+                if (_unixStream && result.IntValue < memory.Length && !_hangUp)
+                {
+                    // A Unix stream receive copies until the queue is empty or the buffer full, so a short one emptied
+                    // the queue; and every later arrival wakes epoll again (sock_def_readable), a new edge. So the
+                    // EAGAIN recv that would follow is skipped, as TCP_INQ lets TCP skip it. It stops early only
+                    // before out-of-band data (MSG_OOB), or between writers with SO_PASSCRED, which the transport
+                    // never sets: a peer that sends OOB bytes stalls its own connection until it writes again.
+                    _readable = false;
+                    _reactor.Counters.ReadShortDrained++;
+                    break;
+                }
                 if (received >= _readBudget)
                 {
                     break;

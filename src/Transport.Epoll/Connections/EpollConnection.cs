@@ -34,6 +34,7 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
     private readonly EpollSendMode _sendMode;
     private readonly int _minReceiveSize;
     private readonly bool _reportsQueue;
+    private readonly bool _unixStream;
     private readonly CancellationTokenSource _closedTokenSource = new();
     private readonly TaskCompletionSource _closedCompletion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Action _onOutputReadable;
@@ -71,9 +72,11 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
     /// <param name="options">The transport's options.</param>
     /// <param name="logger">The transport's logger.</param>
     /// <param name="reportsQueue"><c>TCP_INQ</c> is set: each recvmsg says what is left in the receive queue.</param>
+    /// <param name="unixStream">A Unix stream socket: a receive shorter than its buffer emptied the queue.</param>
     public EpollConnection(int fd, EndPoint? localEndPoint, EndPoint? remoteEndPoint, EpollReactor reactor, ReactorGroup group,
-        EpollTransportOptions options, ILogger logger, bool reportsQueue)
+        EpollTransportOptions options, ILogger logger, bool reportsQueue, bool unixStream = false)
     {
+        _unixStream = unixStream;
         _fd = fd;
         LocalEndPoint = localEndPoint;
         RemoteEndPoint = remoteEndPoint;

@@ -24,6 +24,7 @@ internal static unsafe partial class SocketInterop
     public const int SO_LINGER = 13;
     public const int SO_REUSEPORT = 15;
     public const int SO_DOMAIN = 39;
+    public const int SO_TYPE = 3;
     public const int IPPROTO_TCP = 6;
     public const int TCP_NODELAY = 1;
     public const int TCP_INQ = 36;

@@ -22,6 +22,11 @@ internal sealed class EpollConnectionListener : IConnectionListener
     private EpollReactor[] _reactors = [];
     private bool _reusePort;
     private bool _isTcp;
+
+    /// <summary>
+    /// A Unix stream socket: a receive shorter than its buffer emptied the queue (see <c>EpollConnection.Receive</c>).
+    /// </summary>
+    private bool _isUnixStream;
     private string? _unixSocketPath;
     private Task? _unbind;
     private int _disposed;
@@ -62,6 +67,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
                     EndPoint = _reusePort ? BindReusePortGroup(ip, fds) : BindOne(ip, reusePort: false, fds);
                     break;
                 case UnixDomainSocketEndPoint unix:
+                    _isUnixStream = true;
                     var fd = Check(SocketInterop.Socket(SocketInterop.AF_UNIX), EndPoint);
                     fds.Add(fd);
                     Check(SocketInterop.Bind(fd, unix), EndPoint);
@@ -75,6 +81,9 @@ internal sealed class EpollConnectionListener : IConnectionListener
                     Check(SocketInterop.SetNonBlocking(handed), EndPoint);
                     _isTcp = SocketInterop.GetOption(handed, SocketInterop.SOL_SOCKET, SocketInterop.SO_DOMAIN, out var domain).IsSuccess
                         && domain is SocketInterop.AF_INET or SocketInterop.AF_INET6;
+                    _isUnixStream = domain == SocketInterop.AF_UNIX
+                        && SocketInterop.GetOption(handed, SocketInterop.SOL_SOCKET, SocketInterop.SO_TYPE, out var type).IsSuccess
+                        && type == SocketInterop.SOCK_STREAM;
                     // Already listening when handed over by systemd; listen() again only sets the backlog.
                     Check(SocketInterop.Listen(handed, _options.Backlog), EndPoint);
                     break;
@@ -212,7 +221,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
 
         var reactor = _reusePort ? acceptingReactor : _group.NextForHandoff(_reactors);
         _group.AddConnection();
-        var connection = new EpollConnection(fd, local, remote, reactor, _group, _options, Logger, reportsQueue);
+        var connection = new EpollConnection(fd, local, remote, reactor, _group, _options, Logger, reportsQueue, _isUnixStream);
         if (reactor == acceptingReactor)
         {
             connection.Register();

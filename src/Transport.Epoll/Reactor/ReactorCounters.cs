@@ -15,6 +15,9 @@ internal sealed class ReactorCounters
     public long BudgetExhaustions;
     public long ReadWouldBlock;
     public long ReadQueueDrained;
+
+    /// <summary>Unix stream receives shorter than their buffer, which emptied the queue: no EAGAIN recv followed.</summary>
+    public long ReadShortDrained;
     public long WriteWouldBlock;
     public long Sends;
     public long SegmentsSent;

@@ -64,5 +64,7 @@ public class InlineSchedulingTests
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Receives that ended because the socket had nothing more (Unix sockets end with EAGAIN).</summary>
-    private static long Receives(EpollReactor reactor) => reactor.Counters.ReadWouldBlock + reactor.Counters.ReadQueueDrained;
+    /// <summary>Read bursts ended: by EAGAIN, by TCP_INQ's word, or (Unix stream sockets) by a short receive.</summary>
+    private static long Receives(EpollReactor reactor)
+        => reactor.Counters.ReadWouldBlock + reactor.Counters.ReadQueueDrained + reactor.Counters.ReadShortDrained;
 }
