@@ -120,9 +120,9 @@ internal static unsafe partial class PosixIO
     /// a read of it is queued (measured under a blkio throttle: all 1024 pages of a 4 MiB range "cached" right after a
     /// <c>readahead</c>, none of them read for 0.5 s). So a range it finds whole is then probed with one-byte
     /// <c>preadv2(RWF_NOWAIT)</c> reads, which fail with EAGAIN on a page still being read: its first byte, one byte
-    /// every <see cref="ProbeSpacing"/>, and its last byte. A read in flight covers whole block requests of at least
-    /// that size, so one of its pages is probed; a range whose reads are all done but one request shorter than the
-    /// spacing could pass, and the <c>sendfile</c> would wait for that last request only.
+    /// every <see cref="ProbeSpacing"/>, and its last byte. The spacing assumes that a read still in flight spans at least
+    /// that much of the range (readahead queues large reads; this is reasoned, not measured): a shorter one between two
+    /// probes could pass, and the <c>sendfile</c> would then wait for that one read only.
     /// </para>
     /// <para>
     /// Without <c>cachestat</c> (ENOSYS on an older kernel, EPERM from some seccomp filters) it asks <c>mincore(2)</c>
@@ -259,7 +259,7 @@ internal static unsafe partial class PosixIO
     public static PosixResult ReadAhead(int fd, long offset, long length)
     {
         // Its errors (EINVAL for a file that has no page cache) are the reads' to report.
-        readahead(fd, offset, (nuint)length);
+        QueueReadAhead(fd, offset, length);
         var scratch = t_readAheadScratch ??= GC.AllocateUninitializedArray<byte>(ReadAheadScratchSize);
         var end = offset + length;
         fixed (byte* pointer = scratch)
@@ -285,6 +285,12 @@ internal static unsafe partial class PosixIO
         }
         return PosixResult.FromReturn(0);
     }
+
+    /// <summary>
+    /// readahead(2) alone: queues the reads of the range and returns without waiting for them (the pages are in the
+    /// page cache from then on, not yet read). <see cref="ReadAhead"/>'s first step.
+    /// </summary>
+    internal static PosixResult QueueReadAhead(int fd, long offset, long length) => PosixResult.FromReturn(readahead(fd, offset, (nuint)length));
 
     private const int ReadAheadScratchSize = 128 * 1024;
 

@@ -56,7 +56,11 @@ internal sealed class ZeroCopyResponseBody(SendFileMetrics metrics, ILogger logg
         if (Refusal() is { } reason)
         {
             metrics.FellBack(reason);
-            metrics.Copied(count ?? 0);
+            if (reason is not (SendFileFallback.Head or SendFileFallback.NoBody))
+            {
+                // HEAD and bodiless statuses copy nothing: Kestrel drops (or refuses) their body bytes.
+                metrics.Copied(count ?? 0);
+            }
             return _inner.SendFileAsync(path, offset, count, cancellationToken);
         }
         return SendAsync(path, offset, count, cancellationToken);

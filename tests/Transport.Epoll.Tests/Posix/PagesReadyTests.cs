@@ -85,6 +85,7 @@ public sealed class PagesReadyTests : IDisposable
             var fd = (int)file.DangerousGetHandle();
             Assert.False(Ready(fd, 0, length));
 
+            var queued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var reading = new TaskCompletionSource<PosixResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             var reader = new Thread(() =>
             {
@@ -93,6 +94,9 @@ public sealed class PagesReadyTests : IDisposable
                     // This thread alone (cgroup v1 takes a thread id in "tasks"): its reads are the throttled ones.
                     var tid = new FileInfo("/proc/thread-self").LinkTarget!.Split('/')[^1];
                     File.WriteAllText(Path.Combine(group, "tasks"), tid);
+                    // ReadAhead's two steps apart: the reads queued (returns at once), then the wait for them.
+                    Assert.True(PosixIO.QueueReadAhead(fd, 0, length).IsSuccess);
+                    queued.SetResult();
                     reading.SetResult(PosixIO.ReadAhead(fd, 0, length));
                 }
                 catch (Exception e)
@@ -103,16 +107,10 @@ public sealed class PagesReadyTests : IDisposable
             reader.Start();
             read = reading.Task;
 
-            // Wait (bounded) until every page is queued: cachestat counts them all.
-            using (var limit = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
-            {
-                while (!(PosixIO.CachedPages(fd, 0, length, out var cached).IsSuccess && cached >= length / Environment.SystemPageSize))
-                {
-                    Assert.False(reading.Task.IsCompleted, "the read ended before its pages were all queued");
-                    await Task.Delay(5, limit.Token);
-                }
-            }
-            // 2 MiB at 64 KiB/s: most of it is still being read.
+            await queued.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            // Every page is queued, so cachestat counts them all; 2 MiB at 64 KiB/s: most of it is still being read.
+            Assert.True(PosixIO.CachedPages(fd, 0, length, out var cached).IsSuccess && cached >= length / Environment.SystemPageSize,
+                $"{cached} pages cached after the read-ahead was queued");
             Assert.False(Ready(fd, 0, length), "pages still being read were taken for ready");
 
             await File.WriteAllTextAsync(Path.Combine(group, "blkio.throttle.read_bps_device"), $"{device} 0");
