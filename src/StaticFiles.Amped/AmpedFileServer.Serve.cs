@@ -19,9 +19,6 @@ internal sealed partial class AmpedFileServer
     /// <summary>The most one read asks for: large enough to amortize a helper round trip, small enough to stream.</summary>
     private const int ChunkSize = 64 * 1024;
 
-    /// <summary>How much of a file region one <c>GetMemory</c>/<c>Advance</c> covers (the transport's scratch memory is this large).</summary>
-    private const int RegionStep = 1024 * 1024;
-
     /// <summary>The smallest body (or range) sent as a file region; smaller ones are copied, from the content cache if cached.</summary>
     private const long MinRegionSize = 16 * 1024;
 
@@ -216,9 +213,9 @@ internal sealed partial class AmpedFileServer
     /// <summary>
     /// Zero copy on the epoll transport: hands <paramref name="count"/> bytes of the file from <paramref name="offset"/>
     /// to the transport as file regions (<see cref="IEpollFileRegionFeature"/>), which it sends with sendfile. Flash's
-    /// rule holds: before each region a chunk is known to be in the page cache (mincore on the loop) or a helper has
-    /// read it ahead, so the loop's sendfile does not wait for the disk (the transport checks again, and reads ahead
-    /// itself, should the pages have gone meanwhile). Null when this response cannot take a region (another
+    /// rule holds: before each region a chunk is found in the page cache and read on the loop (cachestat and
+    /// RWF_NOWAIT probes) or a helper has read it in, so the loop's sendfile does not wait for the disk; the region says
+    /// so (pagesReady), and the transport does not check it again. Null when this response cannot take a region (another
     /// transport, HTTP/2, a replaced body, TLS): the caller copies. False when the response ended early.
     /// </summary>
     private async ValueTask<bool?> SendFileAsync(HttpContext context, int fd, long offset, long count)
@@ -285,7 +282,7 @@ internal sealed partial class AmpedFileServer
                 return false;
             }
             // Found read on the loop, or read in by a helper just now: the transport need not check it again.
-            if (!region.TryArm(handle, offset + sent, chunk, pagesReady: true))
+            if (!region.TryWriteRegion(writer, handle, offset + sent, chunk, pagesReady: true, out var missing))
             {
                 if (sent > 0)
                 {
@@ -296,14 +293,6 @@ internal sealed partial class AmpedFileServer
                 _metrics.SendFileFellBack(RegionFallback.Refused);
                 return null;
             }
-            for (var left = chunk; left > 0;)
-            {
-                var memory = writer.GetMemory((int)Math.Min(left, RegionStep));
-                var step = (int)Math.Min(left, memory.Length);
-                writer.Advance(step);
-                left -= step;
-            }
-            var missing = region.Disarm();
             if (missing != 0)
             {
                 // Some of the advanced bytes stopped short of the transport (buffered on the way), and they are

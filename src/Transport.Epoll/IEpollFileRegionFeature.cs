@@ -14,6 +14,7 @@ namespace EpollTransport;
 /// the stream. So the caller arms, then advances the response body writer by the region's length (writing nothing),
 /// then disarms and flushes: Kestrel counts every byte (Content-Length, keep-alive and pipelining stay intact), and the
 /// transport sends headers, file and whatever follows in stream order.
+/// <see cref="EpollFileRegionExtensions.TryWriteRegion"/> makes the arm, advance and disarm steps in one call.
 /// </para>
 /// <para>
 /// Only where the body writer's <c>Advance</c> reaches the transport unchanged: HTTP/1.x without TLS, with a

@@ -25,9 +25,6 @@ internal sealed class ZeroCopyResponseBody(SendFileMetrics metrics, ILogger logg
     /// <summary>Bytes armed and advanced per flush; the flush waits while more than MaxWriteBufferSize of them is unsent.</summary>
     internal const long RegionChunk = 4 * 1024 * 1024;
 
-    /// <summary>The most scratch memory one <c>GetMemory</c> asks for while armed.</summary>
-    private const int RegionStep = 1024 * 1024;
-
     private IHttpResponseBodyFeature _inner = null!;
     private HttpContext _context = null!;
     private IEpollFileRegionFeature _region = null!;
@@ -134,7 +131,7 @@ internal sealed class ZeroCopyResponseBody(SendFileMetrics metrics, ILogger logg
         while (sent < total)
         {
             var chunk = Math.Min(total - sent, RegionChunk);
-            if (!_region.TryArm(file, offset + sent, chunk))
+            if (!_region.TryWriteRegion(writer, file, offset + sent, chunk, pagesReady: false, out var missing))
             {
                 if (sent == 0)
                 {
@@ -145,21 +142,6 @@ internal sealed class ZeroCopyResponseBody(SendFileMetrics metrics, ILogger logg
                 // Refused halfway (the connection closed): nothing more can be said.
                 _context.Abort();
                 return;
-            }
-            long missing;
-            try
-            {
-                for (var left = chunk; left > 0;)
-                {
-                    var memory = writer.GetMemory((int)Math.Min(left, RegionStep));
-                    var step = (int)Math.Min(left, memory.Length);
-                    writer.Advance(step);
-                    left -= step;
-                }
-            }
-            finally
-            {
-                missing = _region.Disarm();
             }
             if (missing != 0)
             {
