@@ -167,7 +167,7 @@ internal static unsafe partial class PosixIO
     }
 
     /// <summary>Probes for a page still being read are this far apart (see <see cref="PagesReady"/>).</summary>
-    internal const long ProbeSpacing = 64 * 1024;
+    private const long ProbeSpacing = 64 * 1024;
 
     /// <summary>1 once cachestat was refused: <see cref="PagesReady"/> asks mincore.</summary>
     private static int s_noCacheStat;

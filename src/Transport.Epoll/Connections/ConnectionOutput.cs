@@ -59,9 +59,6 @@ internal sealed class ConnectionOutput(PipeWriter pipe, PipeReader sender, Actio
     /// <summary>Region bytes queued and not yet sent.</summary>
     private long RegionUnsent => Volatile.Read(ref _regionQueued) - Volatile.Read(ref _regionSent);
 
-    /// <summary>Whether a region is armed.</summary>
-    public bool Armed => _file is not null;
-
     /// <summary>Arms a region; the caller has checked that the connection can send one.</summary>
     public void Arm(SafeFileHandle file, long offset, long length, bool pagesReady)
     {
