@@ -6,8 +6,8 @@ namespace EpollTransport;
 /// <summary>The transport's log messages. Event ids are stable: dashboards and filters may rely on them.</summary>
 internal static partial class EpollTransportLog
 {
-    [LoggerMessage(1, LogLevel.Debug, "Listening on {EndPoint} with {ListenerCount} listening socket(s).", EventName = "Bound")]
-    public static partial void Bound(ILogger logger, System.Net.EndPoint endPoint, int listenerCount);
+    [LoggerMessage(1, LogLevel.Debug, "Listening on {EndPoint} with {ListenerCount} listening socket(s), accepted on by {AcceptingReactors} reactor(s).", EventName = "Bound")]
+    public static partial void Bound(ILogger logger, System.Net.EndPoint endPoint, int listenerCount, int acceptingReactors);
 
     [LoggerMessage(2, LogLevel.Error, "accept4 failed on {EndPoint}: {Error}.", EventName = "AcceptError")]
     public static partial void AcceptError(ILogger logger, System.Net.EndPoint endPoint, string error);

@@ -7,10 +7,18 @@ public sealed class EpollTransportOptions
 {
 
     /// <summary>
-    /// The number of reactors: event-loop threads, each with its own epoll instance and, for IP endpoints, its
-    /// own <c>SO_REUSEPORT</c> listening socket. Defaults to <see cref="Environment.ProcessorCount"/>.
+    /// The number of reactors: event-loop threads, each with its own epoll instance. Defaults to
+    /// <see cref="Environment.ProcessorCount"/>.
     /// </summary>
     public int ReactorCount { get; set => field = AtLeastOne(value); } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// How the reactors share new connections. <see cref="EpollAcceptMode.Shared"/>: one listening socket that every
+    /// reactor waits on with <c>EPOLLEXCLUSIVE</c>, so that a free reactor accepts, and none of the connections waits
+    /// behind a reactor held by a long request. <see cref="EpollAcceptMode.ReusePort"/>: one <c>SO_REUSEPORT</c> socket
+    /// per reactor for IP end points, the kernel's hash picking the reactor. Defaults to <see cref="EpollAcceptMode.Shared"/>.
+    /// </summary>
+    public EpollAcceptMode AcceptMode { get; set; }
 
     /// <summary>
     /// Runs Kestrel and the application on the reactor thread that owns the connection instead of the .NET

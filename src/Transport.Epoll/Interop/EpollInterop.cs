@@ -12,9 +12,11 @@ internal static unsafe partial class EpollInterop
     public const uint EPOLLERR = 0x008;
     public const uint EPOLLHUP = 0x010;
     public const uint EPOLLRDHUP = 0x2000;
+    public const uint EPOLLEXCLUSIVE = 1u << 28;
     public const uint EPOLLET = 1u << 31;
 
     public const int EPOLL_CTL_ADD = 1;
+    public const int EPOLL_CTL_DEL = 2;
     public const int EPOLL_CLOEXEC = 0x80000;
 
     public const int EFD_NONBLOCK = 0x800;
@@ -45,6 +47,9 @@ internal static unsafe partial class EpollInterop
         }
         return PosixResult.FromReturn(ret);
     }
+
+    /// <summary>Removes <paramref name="fd"/> from the epoll set (needed only where the fd stays open, shared with other sets).</summary>
+    public static PosixResult Delete(int epfd, int fd) => PosixResult.FromReturn(epoll_ctl(epfd, EPOLL_CTL_DEL, fd, null));
 
     /// <summary>
     /// Waits for events into <paramref name="buffer"/> (<see cref="EventSize"/> bytes per event). A signal ends the

@@ -10,9 +10,11 @@ using Microsoft.Extensions.Logging;
 namespace EpollTransport.Listening;
 
 /// <summary>
-/// Kestrel's view of one bound end point. IP end points get one <c>SO_REUSEPORT</c> listening socket per
-/// reactor, so the kernel spreads connections and each reactor accepts its own; a Unix socket or a handed-in fd
-/// has one listening socket, whose reactor hands accepted fds to the others round-robin.
+/// Kestrel's view of one bound end point. With <see cref="EpollAcceptMode.Shared"/> (the default) it has one listening
+/// socket, registered in every reactor with <c>EPOLLEXCLUSIVE</c>: the kernel wakes a reactor that waits for events,
+/// and the reactor that accepts a connection keeps it. With <see cref="EpollAcceptMode.ReusePort"/> IP end points get
+/// one <c>SO_REUSEPORT</c> listening socket per reactor, so the kernel's hash picks the reactor; a Unix socket or a
+/// handed-in fd has one listening socket, whose reactor hands accepted fds to the others round-robin.
 /// </summary>
 internal sealed class EpollConnectionListener : IConnectionListener
 {
@@ -21,6 +23,9 @@ internal sealed class EpollConnectionListener : IConnectionListener
     private readonly List<ListenSocket> _sockets = new();
     private EpollReactor[] _reactors = [];
     private bool _reusePort;
+
+    /// <summary>One fd registered in every reactor (<see cref="EpollAcceptMode.Shared"/>): the accepting reactor keeps the connection.</summary>
+    private bool _shared;
     private bool _isTcp;
 
     /// <summary>
@@ -63,7 +68,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
             {
                 case IPEndPoint ip:
                     _isTcp = true;
-                    _reusePort = _reactors.Length > 1;
+                    _reusePort = _reactors.Length > 1 && _options.AcceptMode == EpollAcceptMode.ReusePort;
                     EndPoint = _reusePort ? BindReusePortGroup(ip, fds) : BindOne(ip, reusePort: false, fds);
                     break;
                 case UnixDomainSocketEndPoint unix:
@@ -101,14 +106,27 @@ internal sealed class EpollConnectionListener : IConnectionListener
             throw;
         }
 
-        for (int i = 0; i < fds.Count; i++)
+        _shared = _options.AcceptMode == EpollAcceptMode.Shared && _reactors.Length > 1;
+        if (_shared)
         {
-            var reactor = _reactors[i % _reactors.Length];
-            var socket = new ListenSocket(fds[i], reactor, this, _options.AcceptBudgetPerTurn);
-            _sockets.Add(socket);
-            reactor.Schedule(static state => ((ListenSocket)state!).Register(), socket);
+            var owner = new SharedFd(fds[0], _reactors.Length);
+            foreach (var reactor in _reactors)
+            {
+                _sockets.Add(new ListenSocket(owner, reactor, this, _options.AcceptBudgetPerTurn));
+            }
         }
-        EpollTransportLog.Bound(Logger, EndPoint, fds.Count);
+        else
+        {
+            for (int i = 0; i < fds.Count; i++)
+            {
+                _sockets.Add(new ListenSocket(new SharedFd(fds[i], 1), _reactors[i % _reactors.Length], this, _options.AcceptBudgetPerTurn));
+            }
+        }
+        foreach (var socket in _sockets)
+        {
+            socket.Reactor.Schedule(static state => ((ListenSocket)state!).Register(), socket);
+        }
+        EpollTransportLog.Bound(Logger, EndPoint, fds.Count, _sockets.Count);
     }
 
     /// <summary>
@@ -219,7 +237,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
         }
         var remote = SocketInterop.GetRemoteEndPoint(fd);
 
-        var reactor = _reusePort ? acceptingReactor : _group.NextForHandoff(_reactors);
+        var reactor = _reusePort || _shared ? acceptingReactor : _group.NextForHandoff(_reactors);
         _group.AddConnection();
         var connection = new EpollConnection(fd, local, remote, reactor, _group, _options, Logger, reportsQueue, _isUnixStream);
         if (reactor == acceptingReactor)

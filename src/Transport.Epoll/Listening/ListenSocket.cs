@@ -6,7 +6,9 @@ namespace EpollTransport.Listening;
 
 /// <summary>
 /// A listening fd registered with one reactor. Accepts until EAGAIN, within a burst budget per turn, and stops
-/// (without spinning) when Kestrel's queue is full or the process is out of file descriptors.
+/// (without spinning) when Kestrel's queue is full or the process is out of file descriptors. With
+/// <see cref="EpollAcceptMode.Shared"/> one fd has a <see cref="ListenSocket"/> in every reactor, each registered with
+/// <c>EPOLLEXCLUSIVE</c>, and the last of them to close closes the fd.
 /// </summary>
 internal sealed class ListenSocket : IEpollHandler
 {
@@ -18,6 +20,7 @@ internal sealed class ListenSocket : IEpollHandler
     private static readonly TimeSpan ExhaustionRetryDelay = TimeSpan.FromMilliseconds(50);
 
     private readonly int _fd;
+    private readonly SharedFd _owner;
     private readonly EpollReactor _reactor;
     private readonly EpollConnectionListener _listener;
     private readonly int _budget;
@@ -26,9 +29,10 @@ internal sealed class ListenSocket : IEpollHandler
     private bool _closed;
     private bool _exhaustionLogged;
 
-    public ListenSocket(int fd, EpollReactor reactor, EpollConnectionListener listener, int budget)
+    public ListenSocket(SharedFd owner, EpollReactor reactor, EpollConnectionListener listener, int budget)
     {
-        _fd = fd;
+        _owner = owner;
+        _fd = owner.Fd;
         _reactor = reactor;
         _listener = listener;
         _budget = budget;
@@ -45,7 +49,14 @@ internal sealed class ListenSocket : IEpollHandler
     /// <summary>Reactor thread.</summary>
     public void Register()
     {
-        var result = _reactor.Register(this, _fd);
+        var result = _owner.IsShared
+            ? _reactor.Register(this, _fd, EpollInterop.EPOLLIN | EpollInterop.EPOLLET | EpollInterop.EPOLLEXCLUSIVE)
+            : _reactor.Register(this, _fd);
+        if (result.Errno == Errnos.EINVAL && _owner.IsShared)
+        {
+            // A kernel before 4.5 has no EPOLLEXCLUSIVE: every reactor is woken and the first to accept wins.
+            result = _reactor.Register(this, _fd, EpollInterop.EPOLLIN | EpollInterop.EPOLLET);
+        }
         if (!result.IsSuccess)
         {
             EpollTransportLog.AcceptError(_listener.Logger, _listener.EndPoint, result.ToString());
@@ -138,8 +149,19 @@ internal sealed class ListenSocket : IEpollHandler
             return;
         }
         _closed = true;
-        _reactor.Unregister(this);
-        PosixIO.Close(_fd);
+        if (_owner.IsShared)
+        {
+            // The fd stays open in the other reactors' sets until the last of them closes it.
+            _reactor.Unregister(this, _fd);
+        }
+        else
+        {
+            _reactor.Unregister(this);
+        }
+        if (_owner.Release())
+        {
+            PosixIO.Close(_fd);
+        }
     }
 
     public void Send()
@@ -165,4 +187,18 @@ internal sealed class ListenSocket : IEpollHandler
         _waiting = true;
         _reactor.RunAfter(delay, static state => ((ListenSocket)state!).ResumeOnLoop(), this);
     }
+}
+
+/// <summary>A listening fd and the count of the <see cref="ListenSocket"/>s (one per reactor, or one) that still use it.</summary>
+internal sealed class SharedFd(int fd, int users)
+{
+    private int _users = users;
+
+    public int Fd { get; } = fd;
+
+    /// <summary>Registered in more than one reactor (<see cref="EpollAcceptMode.Shared"/> with several reactors).</summary>
+    public bool IsShared { get; } = users > 1;
+
+    /// <summary>Any thread: one user is done; true for the last, which closes the fd.</summary>
+    public bool Release() => Interlocked.Decrement(ref _users) == 0;
 }

@@ -138,7 +138,7 @@ internal sealed class EpollReactor : PipeScheduler
     /// from an application's <c>Complete</c> or <c>FlushAsync</c>; an exception there would surface in code that
     /// did nothing wrong and leave the pipe's continuation (and whoever awaits it) hanging. The items the transport
     /// posts stay safe off the loop: their connection was closed by the shutdown (so they find nothing to do), and
-    /// <see cref="Register"/> refuses, so a late registration closes its own fd instead of touching the closed
+    /// <see cref="Register(IEpollHandler, int)"/> refuses, so a late registration closes its own fd instead of touching the closed
     /// epoll fd's number.
     /// </remarks>
     public override void Schedule(Action<object?> action, object? state)
@@ -191,6 +191,10 @@ internal sealed class EpollReactor : PipeScheduler
 
     /// <summary>Registers <paramref name="fd"/> once, edge-triggered for both directions. Loop thread only.</summary>
     public PosixResult Register(IEpollHandler handler, int fd)
+        => Register(handler, fd, EpollInterop.EPOLLIN | EpollInterop.EPOLLOUT | EpollInterop.EPOLLRDHUP | EpollInterop.EPOLLET);
+
+    /// <summary>Registers <paramref name="fd"/> for <paramref name="events"/> (a listening socket shared by every reactor). Loop thread only.</summary>
+    public PosixResult Register(IEpollHandler handler, int fd, uint events)
     {
         if (_closing)
         {
@@ -203,8 +207,7 @@ internal sealed class EpollReactor : PipeScheduler
             return PosixResult.FromErrno(Errnos.ENOSPC);
         }
         var token = _handlers.Add(handler);
-        var result = EpollInterop.Add(_epollFd, fd,
-            EpollInterop.EPOLLIN | EpollInterop.EPOLLOUT | EpollInterop.EPOLLRDHUP | EpollInterop.EPOLLET, token);
+        var result = EpollInterop.Add(_epollFd, fd, events, token);
         if (!result.IsSuccess)
         {
             _handlers.Remove(token);
@@ -217,6 +220,17 @@ internal sealed class EpollReactor : PipeScheduler
     /// registration still queued resolve to nothing through the token's generation. Loop thread only.
     /// </summary>
     public void Unregister(IEpollHandler handler) => _handlers.Remove(handler.Token);
+
+    /// <summary>
+    /// Forgets the handler and removes <paramref name="fd"/> from this reactor's epoll set, for an fd that stays open
+    /// in other sets: without the removal this set would still take its events (and, with <c>EPOLLEXCLUSIVE</c>, the
+    /// wake-ups that should go to another reactor). Loop thread only.
+    /// </summary>
+    public void Unregister(IEpollHandler handler, int fd)
+    {
+        _handlers.Remove(handler.Token);
+        EpollInterop.Delete(_epollFd, fd);
+    }
 
     /// <summary>Puts a handler on the ready list without an epoll event (e.g. reading resumes). Loop thread only.</summary>
     public void SetReady(IEpollHandler handler) => _ready.Add(handler);

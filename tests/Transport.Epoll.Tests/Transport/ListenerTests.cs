@@ -10,7 +10,7 @@ using static EpollTransport.Tests.Transport.TransportHarness;
 
 namespace EpollTransport.Tests.Transport;
 
-/// <summary>Binding: DI registration, port 0 with SO_REUSEPORT groups, and address-in-use.</summary>
+/// <summary>Binding: DI registration, port 0 with a shared socket or SO_REUSEPORT groups, and address-in-use.</summary>
 public class ListenerTests
 {
     [Fact]
@@ -32,19 +32,21 @@ public class ListenerTests
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    public async Task PortZeroReportsTheBoundPortAndEveryReusePortSocketServesIt(int reactorCount)
+    [InlineData(1, EpollAcceptMode.Shared)]
+    [InlineData(2, EpollAcceptMode.Shared)]
+    [InlineData(1, EpollAcceptMode.ReusePort)]
+    [InlineData(2, EpollAcceptMode.ReusePort)]
+    public async Task PortZeroReportsTheBoundPortAndEveryListeningSocketServesIt(int reactorCount, EpollAcceptMode mode)
     {
         const int Connections = 50;
         using var cts = new CancellationTokenSource(WaitLimit);
-        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, false));
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(reactorCount, false, acceptMode: mode));
 
         var endPoint = Assert.IsType<IPEndPoint>(server.EndPoint);
         Assert.Equal(IPAddress.Loopback, endPoint.Address);
         Assert.NotEqual(0, endPoint.Port);
-        // One listening socket per reactor, all on the same port.
-        Assert.Equal(reactorCount, CountListeningSockets(endPoint));
+        // Shared: one listening socket, in every reactor's epoll set. ReusePort: one per reactor, all on the same port.
+        Assert.Equal(mode == EpollAcceptMode.Shared ? 1 : reactorCount, CountListeningSockets(endPoint));
 
         await Task.WhenAll(Enumerable.Range(0, Connections).Select(i =>
             AssertEchoRoundTripAsync(endPoint, Encoding.ASCII.GetBytes($"port {endPoint.Port} #{i}"), cts.Token)))
@@ -54,23 +56,27 @@ public class ListenerTests
         var connections = server.Connections;
         Assert.Equal(Connections, connections.Length);
         Assert.All(connections, c => Assert.Equal(endPoint.Port, Assert.IsType<IPEndPoint>(c.Context.LocalEndPoint).Port));
-        // The kernel spreads connections over the SO_REUSEPORT group by a hash of the 4-tuple: with 50 client
-        // ports every listening socket (hence every reactor) accepts some (all on one: probability 2^-49).
-        var reactors = connections.Select(c => ((EpollConnection)c.Context).Reactor.Id).Distinct().Count();
-        Assert.Equal(reactorCount, reactors);
+        if (mode == EpollAcceptMode.ReusePort)
+        {
+            // The kernel spreads connections over the SO_REUSEPORT group by a hash of the 4-tuple: with 50 client
+            // ports every listening socket (hence every reactor) accepts some (all on one: probability 2^-49).
+            var reactors = connections.Select(c => ((EpollConnection)c.Context).Reactor.Id).Distinct().Count();
+            Assert.Equal(reactorCount, reactors);
+        }
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    public async Task BindingAnEndPointInUseThrowsAddressInUseException(int reactorCount)
+    [InlineData(1, EpollAcceptMode.Shared)]
+    [InlineData(2, EpollAcceptMode.Shared)]
+    [InlineData(2, EpollAcceptMode.ReusePort)]
+    public async Task BindingAnEndPointInUseThrowsAddressInUseException(int reactorCount, EpollAcceptMode mode)
     {
         using var occupant = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         occupant.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         occupant.Listen(16);
         var taken = (IPEndPoint)occupant.LocalEndPoint!;
 
-        await using var factory = CreateFactory(Configure(reactorCount, false));
+        await using var factory = CreateFactory(Configure(reactorCount, false, acceptMode: mode));
         await Assert.ThrowsAsync<AddressInUseException>(async () => await factory.BindAsync(taken));
 
         // The failed bind left the factory usable.

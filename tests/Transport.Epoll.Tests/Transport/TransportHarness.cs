@@ -39,12 +39,14 @@ internal static class TransportHarness
         return new EpollTransportFactory(Options.Create(options), NullLoggerFactory.Instance, memoryPoolFactory);
     }
 
-    public static Action<EpollTransportOptions> Configure(int reactorCount, bool inline, EpollSendMode sendMode = EpollSendMode.Auto)
+    public static Action<EpollTransportOptions> Configure(int reactorCount, bool inline, EpollSendMode sendMode = EpollSendMode.Auto,
+        EpollAcceptMode acceptMode = EpollAcceptMode.Shared)
         => o =>
         {
             o.ReactorCount = reactorCount;
             o.UnsafePreferInlineScheduling = inline;
             o.SendMode = sendMode;
+            o.AcceptMode = acceptMode;
         };
 
     /// <summary>ReactorCount × UnsafePreferInlineScheduling.</summary>
