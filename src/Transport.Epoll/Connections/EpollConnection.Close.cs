@@ -63,6 +63,7 @@ internal sealed partial class EpollConnection
 
         _reactor.Unregister(this);
         _reactor.Counters.ActiveConnections--;
+        _reactor.RemoveAssignedConnection();
         _holding = false;
         // Like Sockets: a reset or abort reaches the application through its input and ConnectionClosed; Kestrel
         // expects output flushes to end by completion, and would log any other exception as unexpected.

@@ -26,6 +26,9 @@ internal sealed class EpollConnectionListener : IConnectionListener
 
     /// <summary>One fd registered in every reactor (<see cref="EpollAcceptMode.Shared"/>): the accepting reactor keeps the connection.</summary>
     private bool _shared;
+
+    /// <summary>Per reactor, its <see cref="ReactorCounters.Waits"/> at the last accept's look (<see cref="LeastLoaded"/>).</summary>
+    private long[] _waitsSeen = [];
     private bool _isTcp;
 
     /// <summary>
@@ -107,6 +110,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
         }
 
         _shared = _options.AcceptMode == EpollAcceptMode.Shared && _reactors.Length > 1;
+        _waitsSeen = new long[_reactors.Length];
         if (_shared)
         {
             var owner = new SharedFd(fds[0], _reactors.Length);
@@ -237,8 +241,9 @@ internal sealed class EpollConnectionListener : IConnectionListener
         }
         var remote = SocketInterop.GetRemoteEndPoint(fd);
 
-        var reactor = _reusePort || _shared ? acceptingReactor : _group.NextForHandoff(_reactors);
+        var reactor = _reusePort ? acceptingReactor : _shared ? LeastLoaded(acceptingReactor) : _group.NextForHandoff(_reactors);
         _group.AddConnection();
+        reactor.AddAssignedConnection();
         var connection = new EpollConnection(fd, local, remote, reactor, _group, _options, Logger, reportsQueue, _isUnixStream);
         if (reactor == acceptingReactor)
         {
@@ -254,6 +259,37 @@ internal sealed class EpollConnectionListener : IConnectionListener
         {
             connection.Abort(new ConnectionAbortedException("The listener was unbound."));
         }
+    }
+
+    /// <summary>
+    /// Shared accept: the connection goes to the reactor with the fewest connections among the accepting one and those
+    /// known to be free: idle (blocked in <c>epoll_wait</c>), or past at least one <c>epoll_wait</c> since this listener
+    /// last looked (its turns are moving). The kernel wakes one idle reactor per arrival, but the woken one accepts
+    /// until EAGAIN, so a burst of connections would otherwise land on whichever woke first. A reactor held by a long
+    /// request is not idle and its wait count stands still, so from the second look on it is given nothing.
+    /// Accepting reactors race on <see cref="_waitsSeen"/> without a lock: a lost update only costs one look.
+    /// </summary>
+    private EpollReactor LeastLoaded(EpollReactor accepting)
+    {
+        var chosen = accepting;
+        var fewest = accepting.AssignedConnections;
+        for (int i = 0; i < _reactors.Length; i++)
+        {
+            var reactor = _reactors[i];
+            if (reactor == accepting)
+            {
+                continue;
+            }
+            var waits = Volatile.Read(ref reactor.Counters.Waits);
+            var moving = waits != Volatile.Read(ref _waitsSeen[i]);
+            Volatile.Write(ref _waitsSeen[i], waits);
+            if ((moving || reactor.IsIdle) && reactor.AssignedConnections < fewest)
+            {
+                chosen = reactor;
+                fewest = reactor.AssignedConnections;
+            }
+        }
+        return chosen;
     }
 
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)

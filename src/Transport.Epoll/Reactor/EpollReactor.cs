@@ -32,6 +32,7 @@ internal sealed class EpollReactor : PipeScheduler
     private readonly ReadyList _ready = new();
     private readonly List<TimedWorkItem> _timers = new();
     private readonly HandlerTable _handlers = new();
+    private int _assignedConnections;
     private List<IEpollHandler> _sends = new();
     private List<IEpollHandler> _sendsInFlight = new();
     private readonly int _maxEvents;
@@ -82,6 +83,21 @@ internal sealed class EpollReactor : PipeScheduler
     }
 
     public int Id { get; }
+
+    /// <summary>Any thread: the loop waits for events, with nothing to run (a stale answer is possible).</summary>
+    public bool IsIdle => _wakeup.IsBlocking;
+
+    /// <summary>
+    /// Any thread: connections given to this reactor and not yet closed, counted when the accepting thread picks the
+    /// reactor (before the connection is registered here), so that a burst of hand-offs sees each one at once.
+    /// </summary>
+    public int AssignedConnections => Volatile.Read(ref _assignedConnections);
+
+    /// <summary>Any thread: a connection was given to this reactor.</summary>
+    public void AddAssignedConnection() => Interlocked.Increment(ref _assignedConnections);
+
+    /// <summary>Any thread: a connection given to this reactor closed.</summary>
+    public void RemoveAssignedConnection() => Interlocked.Decrement(ref _assignedConnections);
 
     /// <summary>The public face of this reactor for other components (<see cref="EpollLoop.Current"/>).</summary>
     public EpollLoop Loop { get; }

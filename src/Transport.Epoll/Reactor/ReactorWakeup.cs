@@ -79,6 +79,9 @@ internal sealed class ReactorWakeup : IDisposable
 
     public int EventFd => _eventFd;
 
+    /// <summary>Any thread: the loop is blocked in <c>epoll_wait</c> or about to block (a stale answer is possible).</summary>
+    public bool IsBlocking => (Volatile.Read(ref _producers.State) & Blocking) != 0;
+
     /// <summary>
     /// Posts from other threads that found the loop awake and needed no write (read by the metrics; racy increments
     /// are acceptable).
