@@ -158,7 +158,7 @@ internal static class Program
     }
 
     /// <summary>
-    /// taskset and prlimit must exist, and the load generators the scenarios use; for a missing one the harness says
+    /// taskset and prlimit must exist, and the load generators the scenarios use (and nginx for proxy); for a missing one the harness says
     /// how to install it and exits, rather than changing the machine itself.
     /// </summary>
     private static void EnsureTools(Options options)
@@ -168,8 +168,13 @@ internal static class Program
         {
             throw new BenchException($"{string.Join(" and ", missingUtil)} not found; they come with util-linux. Install it as root with:\napt-get install -y util-linux", 2);
         }
-        var missing = new (LoadTool Tool, string Command, string Package)[] { (LoadTool.Wrk, "wrk", "wrk"), (LoadTool.H2Load, "h2load", "nghttp2-client") }
-            .Where(t => options.Scenarios.Any(s => s.Tool.HasFlag(t.Tool)) && Processes.FindOnPath(t.Command) is null)
+        var missing = new (LoadTool Tool, string Command, string Package, Func<string?> Find)[]
+            {
+                (LoadTool.Wrk, "wrk", "wrk", () => Processes.FindOnPath("wrk")),
+                (LoadTool.H2Load, "h2load", "nghttp2-client", () => Processes.FindOnPath("h2load")),
+                (LoadTool.Nginx, "nginx", "nginx-light", NginxServer.Find),
+            }
+            .Where(t => options.Scenarios.Any(s => s.Tool.HasFlag(t.Tool)) && t.Find() is null)
             .ToArray();
         if (missing.Length > 0)
         {

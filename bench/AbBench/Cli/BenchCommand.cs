@@ -23,7 +23,7 @@ internal static partial class BenchCommand
 
     private static readonly Option<int?> Warmup = new("--warmup")
     {
-        Description = $"Most warm-up per server, in seconds (default {WarmUp.DefaultMostSeconds}; 0 = none): wrk scenarios, h2, tls, grpc, static and disk warm each server up once in {WarmUp.WindowSeconds} s windows, at least {WarmUp.MinSeconds} s, until steady; idle: the wrk warm-up of each run (default 2); soak ignores it (minute 1 is its warm-up).",
+        Description = $"Most warm-up per server, in seconds (default {WarmUp.DefaultMostSeconds}; 0 = none): wrk scenarios, h2, tls, grpc, static, proxy and disk warm each server up once in {WarmUp.WindowSeconds} s windows, at least {WarmUp.MinSeconds} s, until steady; idle: the wrk warm-up of each run (default 2); soak ignores it (minute 1 is its warm-up).",
         CustomParser = r => r.Tokens.Count == 0 ? null : ParseWhole(r, "--warmup", 0, 86_400, seconds: true),
     };
 

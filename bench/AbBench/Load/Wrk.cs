@@ -27,6 +27,12 @@ internal sealed record WrkLoad(string Path, string Script, IReadOnlyList<string>
     public IReadOnlyList<string> Headers { get; init; } = [];
 }
 
+/// <summary>
+/// A reverse proxy between wrk and the measured server: wrk connects to 127.0.0.1:<see cref="Port"/>, where
+/// <see cref="Proxy"/> listens and passes the requests on to the server.
+/// </summary>
+internal sealed record ProxyHop(IServer Proxy, int Port);
+
 /// <summary>The ABRESULT line that the scripts' done() prints.</summary>
 internal sealed record WrkResult(
     long Requests, long DurationUs, long ConnectErrors, long ReadErrors, long WriteErrors, long StatusErrors,
@@ -112,29 +118,39 @@ internal static class Wrk
     /// <summary>
     /// One run on a warmed-up server: a short warm-up with the run's own load (not recorded), then the measured load,
     /// with the server's CPU time read right before and after it and its peak RSS at the end. Its transport counters
-    /// are read outside that: before the CPU time, and after the peak RSS.
+    /// are read outside that: before the CPU time, and after the peak RSS. With <paramref name="via"/> both loads go
+    /// through that proxy to the server, and the proxy's CPU time is read right inside the server's
+    /// (<see cref="Metric.ProxyCpuPerRequest"/>).
     /// </summary>
-    public static async Task<RunOutcome> MeasureAsync(BenchContext context, IServer server, Variant variant, WrkLoad load, int round)
+    public static async Task<RunOutcome> MeasureAsync(BenchContext context, IServer server, Variant variant, WrkLoad load, int round, ProxyHop? via = null)
     {
         var ct = context.Cancellation;
-        await WarmUp.WrkWindow(context, load)(server, WarmUp.PerRunSeconds);
+        var port = via?.Port ?? server.Port;
+        await WarmUp.WrkWindow(context, load, port)(server, WarmUp.PerRunSeconds);
 
         var countersBefore = await server.ReadTransportCountersAsync(ct);
         var cpuBefore = server.ReadCpuTicks();
-        var r = await RunAsync(context, load, server.Port, context.Options.DurationSeconds, ct);
+        var proxyCpuBefore = via?.Proxy.ReadCpuTicks() ?? 0;
+        var r = await RunAsync(context, load, port, context.Options.DurationSeconds, ct);
+        var proxyCpuAfter = via?.Proxy.ReadCpuTicks() ?? 0;
         var cpuAfter = server.ReadCpuTicks();
         var peakRss = server.ReadStatusKiB("VmHWM");
         var countersAfter = await server.ReadTransportCountersAsync(ct);
 
-        var cpuUs = (cpuAfter - cpuBefore) * 1e6 / context.ClockTicksPerSecond;
-        var run = new Run(variant.Name, round, new Dictionary<string, double>
+        double PerRequest(long ticks) => r.Requests > 0 ? ticks * 1e6 / context.ClockTicksPerSecond / r.Requests : double.NaN;
+        var values = new Dictionary<string, double>
         {
             [Metric.Rps.Key] = r.RequestsPerSecond,
             [Metric.P50.Key] = r.P50Us,
             [Metric.P99.Key] = r.P99Us,
-            [Metric.CpuPerRequest.Key] = r.Requests > 0 ? cpuUs / r.Requests : double.NaN,
+            [Metric.CpuPerRequest.Key] = PerRequest(cpuAfter - cpuBefore),
             [Metric.PeakRss.Key] = peakRss,
-        }, [Fmt.Count(r.Requests), r.ErrorCounts, Fmt.Count(r.StatusErrors)]);
+        };
+        if (via is not null)
+        {
+            values[Metric.ProxyCpuPerRequest.Key] = PerRequest(proxyCpuAfter - proxyCpuBefore);
+        }
+        var run = new Run(variant.Name, round, values, [Fmt.Count(r.Requests), r.ErrorCounts, Fmt.Count(r.StatusErrors)]);
         return new RunOutcome(TransportCounters.WithPerRequest(run, countersBefore, countersAfter, r.Requests), r.Problem());
     }
 

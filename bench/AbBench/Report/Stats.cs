@@ -27,6 +27,8 @@ internal sealed record Metric(string Key, string Header, Func<double, string> Fo
     public static readonly Metric P99 = new("p99", "p99", Fmt.Latency, HigherIsBetter: false, InRatios: true, InChart: false);
     public static readonly Metric MeanLatency = new("mean", "mean latency", Fmt.Latency, HigherIsBetter: false, InRatios: true, InChart: false);
     public static readonly Metric CpuPerRequest = new("cpu", "CPU µs/req", Fmt.Fixed2, HigherIsBetter: false, InRatios: true, InChart: true, RatioHeader: "CPU/req");
+    /// <summary>The CPU µs per request of a proxy in front of the server (proxy: nginx's), beside the server's own.</summary>
+    public static readonly Metric ProxyCpuPerRequest = new("proxyCpu", "proxy CPU µs/req", Fmt.Fixed2, HigherIsBetter: false, InRatios: true, InChart: false, RatioHeader: "proxy CPU/req");
     public static readonly Metric PeakRss = new("rss", "peak RSS", Fmt.MiB, HigherIsBetter: false, InRatios: true, InChart: false, RatioHeader: "RSS");
     public static readonly Metric KiBPerConnection = new("kib", "KiB/conn", Fmt.Fixed2, HigherIsBetter: false, InRatios: true, InChart: true, ShowRange: true);
     public static readonly Metric RssBefore = new("rss0", "RSS before", Fmt.MiB, HigherIsBetter: false, InRatios: false, InChart: false);

@@ -29,6 +29,16 @@ internal static class Runner
                     {
                         servers.Add(await StartAsync(context, plan, spec));
                     }
+                    if (plan.AfterAllStart is { } afterAllStart)
+                    {
+                        var label = $"{plan.Result.Name} after start";
+                        context.Progress.Step(label);
+                        await Labelled(label, async () =>
+                        {
+                            await afterAllStart(servers);
+                            return true;
+                        });
+                    }
                     await WarmUpAsync(context, plan, servers);
                     foreach (var c in plan.Cases)
                     {

@@ -39,6 +39,12 @@ internal sealed class ScenarioPlan
     /// <summary>Called once a server answers, before any load: a content check, a first sample.</summary>
     public Func<IServer, Variant, Task>? AfterStart { get; init; }
 
+    /// <summary>
+    /// Shared servers only: called once every server answers (and <see cref="AfterStart"/> is done), with the servers
+    /// in the order of <see cref="Servers"/>, before the warm-up (proxy: nginx started in front of them).
+    /// </summary>
+    public Func<IReadOnlyList<IServer>, Task>? AfterAllStart { get; init; }
+
     /// <summary>Called once a server is warmed up (disk: it moves into the throttled group).</summary>
     public Action<IServer>? AfterWarmUp { get; init; }
 
@@ -57,10 +63,12 @@ internal sealed record ServerSpec(Variant Variant, Func<CancellationToken, Task<
 
     /// <summary>
     /// The sample's server for <paramref name="variant"/>: its arguments, then <paramref name="extraArgs"/>; on https
-    /// with <paramref name="tls"/>, which <paramref name="extraArgs"/> then name for Kestrel.
+    /// with <paramref name="tls"/>, which <paramref name="extraArgs"/> then name for Kestrel; also on the Unix socket
+    /// <paramref name="unixSocket"/> when one is given.
     /// </summary>
-    public static ServerSpec Sample(BenchContext context, Variant variant, IReadOnlyList<string> extraArgs, bool http2 = false, SelfSignedCertificate? tls = null) =>
-        new(variant, async ct => await ServerProcess.StartAsync(context, [.. variant.ArgList, .. extraArgs], http2, tls, ct));
+    public static ServerSpec Sample(BenchContext context, Variant variant, IReadOnlyList<string> extraArgs, bool http2 = false, SelfSignedCertificate? tls = null,
+        string? unixSocket = null) =>
+        new(variant, async ct => await ServerProcess.StartAsync(context, [.. variant.ArgList, .. extraArgs], http2, tls, unixSocket, ct));
 }
 
 /// <summary>

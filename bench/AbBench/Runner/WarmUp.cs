@@ -47,10 +47,13 @@ internal static class WarmUp
         return warmedUp;
     }
 
-    /// <summary>A warm-up window of wrk load: its req/s, or a failure if no request completed.</summary>
-    public static Func<IServer, int, Task<double>> WrkWindow(BenchContext context, WrkLoad load) => async (server, seconds) =>
+    /// <summary>
+    /// A warm-up window of wrk load: its req/s, or a failure if no request completed. The load goes to the server's
+    /// port, or to <paramref name="port"/> (a proxy in front of the server).
+    /// </summary>
+    public static Func<IServer, int, Task<double>> WrkWindow(BenchContext context, WrkLoad load, int? port = null) => async (server, seconds) =>
     {
-        var w = await Wrk.RunAsync(context, load, server.Port, seconds, context.Cancellation);
+        var w = await Wrk.RunAsync(context, load, port ?? server.Port, seconds, context.Cancellation);
         return w.Requests > 0 ? w.RequestsPerSecond : throw new BenchException($"the warm-up failed completely: {w.Problem()}");
     };
 

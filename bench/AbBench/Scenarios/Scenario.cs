@@ -1,6 +1,6 @@
 namespace AbBench;
 
-/// <summary>The load generators a scenario needs on the machine (tls needs both).</summary>
+/// <summary>The load generators a scenario needs on the machine (tls needs both), and the proxy it cannot run without.</summary>
 [Flags]
 internal enum LoadTool
 {
@@ -9,6 +9,9 @@ internal enum LoadTool
 
     /// <summary>h2load, from nghttp2.</summary>
     H2Load = 2,
+
+    /// <summary>nginx, in front of the servers (proxy). static runs without it: there it is only a reference.</summary>
+    Nginx = 4,
 }
 
 /// <summary>

@@ -23,6 +23,7 @@ internal static class ScenarioRegistry
         new TlsScenario(),
         new GrpcScenario(),
         new StaticScenario(),
+        new ProxyScenario(),
         new DiskScenario(),
         new SoakScenario(),
     ];

@@ -96,8 +96,8 @@ internal sealed class StaticScenario : Scenario
         context.AddServerCommands(result, dotnetVariants, ["--root", "<temp folder>/site"]);
         if (nginx is not null)
         {
-            result.Commands.Add(NginxServer.DisplayCommand(context));
-            result.Commands.AddRange(NginxServer.Config("<temp folder>", "<temp folder>/site", 0, connections.Max() * 2 + 64)
+            result.Commands.Add(NginxServer.DisplayCommand(o.ServerCpus, NginxServer.VariantName));
+            result.Commands.AddRange(NginxServer.StaticConfig("<temp folder>", "<temp folder>/site", 0, connections.Max() * 2 + 64)
                 .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => "#     " + line.Replace("listen 127.0.0.1:0", "listen 127.0.0.1:<port>", StringComparison.Ordinal)));
         }
         var cases = new List<CasePlan>();

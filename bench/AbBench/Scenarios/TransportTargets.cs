@@ -2,7 +2,7 @@ namespace AbBench;
 
 /// <summary>
 /// The epoll transport's targets against the baseline (Sockets with default scheduling, unless --variant says
-/// otherwise) in the workloads apps run: HTTP/1.1 cleartext, HTTP/2, TLS and gRPC. Each scenario names its cases'
+/// otherwise) in the workloads apps run: HTTP/1.1 cleartext, HTTP/2, TLS and gRPC, and HTTP/1.1 behind nginx. Each scenario names its cases'
 /// targets here, in one table; the section lists, per target, req/s (with its floor: no round below), p99 where one
 /// is set, CPU µs/req at most the baseline's, and for each epoll variant its own eventfd wake-ups per request.
 /// </summary>
@@ -29,9 +29,17 @@ internal static class TransportTargets
         new CaseTargets(http1Case, new RateTarget(Epoll, 1.30, Floor: 1.10)),
         new CaseTargets(http2Case, new RateTarget(Epoll, 1.10, Floor: 0.95)));
 
+    /// <summary>
+    /// <see cref="ProxyScenario"/>'s, behind nginx over a Unix socket, given that case's label. Its TCP loopback case
+    /// has no target: it is reported only, in its own tables.
+    /// </summary>
+    public static Action<ScenarioResult> Proxy(string unixCase, string tcpCase) => result => result.Extra.Add(Section(result,
+        [new CaseTargets(unixCase, new RateTarget(Epoll, 1.30), new RateTarget(EpollInline, 1.40))],
+        $"{tcpCase} (nginx to the sample over TCP loopback) has no target: its ratios are reported only, in its own tables."));
+
     private static Action<ScenarioResult> For(params CaseTargets[] cases) => result => result.Extra.Add(Section(result, cases));
 
-    private static Section Section(ScenarioResult result, CaseTargets[] cases)
+    private static Section Section(ScenarioResult result, CaseTargets[] cases, string? note = null)
     {
         var baseline = result.Baseline;
         var targets = new Targets();
@@ -57,6 +65,7 @@ internal static class TransportTargets
             [
                 "Ratios are judged on the median of the per-round ratios and, where a floor is given (no round below), on their minimum; " +
                 $"wake-ups/req (eventfd writes per request, {TransportCounters.Path}) on the variant's own median. Quote none from fewer than 3 rounds.",
+                .. note is null ? Array.Empty<string>() : [note],
             ]);
     }
 

@@ -7,8 +7,9 @@ namespace AbBench;
 
 /// <summary>
 /// One run's samples/WebApp server: <c>taskset -c CPUS dotnet WebApp.dll ARGS --urls http://127.0.0.1:PORT</c>, or
-/// https:// when it serves a certificate the harness made. taskset execs dotnet, so the process id is the server's
-/// and its /proc entries are the server's.
+/// https:// when it serves a certificate the harness made, and with a Unix socket beside it when a proxy reaches the
+/// server that way (<c>--urls "http://127.0.0.1:PORT;http://unix:PATH"</c>: the harness's own checks and readings
+/// still go over TCP). taskset execs dotnet, so the process id is the server's and its /proc entries are the server's.
 /// </summary>
 internal sealed class ServerProcess : ServedProcess
 {
@@ -37,16 +38,18 @@ internal sealed class ServerProcess : ServedProcess
     /// <summary>The sample's own startup line, e.g. "Transport: epoll; inline scheduling: on", once logged.</summary>
     public override string? StartupLine => _startupLine;
 
-    /// <summary>How a server is started, for the result file (the port differs per run).</summary>
-    public static string DisplayCommand(BenchContext context, IEnumerable<string> args, bool https = false) =>
-        $"taskset -c {context.Options.ServerCpus} dotnet {Path.GetFileName(context.AppPath)} {CommandLine.Join(args)} --urls {Url(https, "<port>", "")}".Replace("  ", " ", StringComparison.Ordinal);
+    /// <summary>How a server is started, for the result file (the port differs per run; so does a Unix socket's folder).</summary>
+    public static string DisplayCommand(BenchContext context, IEnumerable<string> args, bool https = false, string? unixSocket = null) =>
+        $"taskset -c {context.Options.ServerCpus} dotnet {Path.GetFileName(context.AppPath)} {CommandLine.Join(args)} --urls {CommandLine.Join([Urls(https, "<port>", unixSocket)])}".Replace("  ", " ", StringComparison.Ordinal);
 
     /// <summary>
     /// Starts a server on a free port and returns once GET /plaintext answers with a 2xx status. With
     /// <paramref name="tls"/> it listens on https (<paramref name="args"/> name the certificate for Kestrel) and the
-    /// check trusts that certificate alone.
+    /// check trusts that certificate alone. With <paramref name="unixSocket"/> it also listens on that Unix socket
+    /// (cleartext), which nothing here checks: the readiness check and the counters go over TCP.
     /// </summary>
-    public static async Task<ServerProcess> StartAsync(BenchContext context, IEnumerable<string> args, bool http2, SelfSignedCertificate? tls, CancellationToken cancellation)
+    public static async Task<ServerProcess> StartAsync(BenchContext context, IEnumerable<string> args, bool http2, SelfSignedCertificate? tls,
+        string? unixSocket, CancellationToken cancellation)
     {
         var port = FreePort();
         var startInfo = new ProcessStartInfo("taskset")
@@ -55,7 +58,7 @@ internal sealed class ServerProcess : ServedProcess
             RedirectStandardError = true,
             WorkingDirectory = Path.GetDirectoryName(context.AppPath) ?? "",
         };
-        foreach (var arg in (string[])["-c", context.Options.ServerCpus, context.DotnetPath, context.AppPath, .. args, "--urls", Url(tls is not null, port.ToString(CultureInfo.InvariantCulture), "")])
+        foreach (var arg in (string[])["-c", context.Options.ServerCpus, context.DotnetPath, context.AppPath, .. args, "--urls", Urls(tls is not null, port.ToString(CultureInfo.InvariantCulture), unixSocket)])
         {
             startInfo.ArgumentList.Add(arg);
         }
@@ -214,6 +217,13 @@ internal sealed class ServerProcess : ServedProcess
 
     /// <summary>A URL on 127.0.0.1, where every server the harness starts listens; the loads use it too.</summary>
     public static string Url(bool https, string port, string path) => $"{(https ? "https" : "http")}://127.0.0.1:{port}{path}";
+
+    /// <summary>
+    /// The server's --urls: the TCP URL on 127.0.0.1, then the Unix socket's, if any (Kestrel takes a list separated
+    /// by semicolons; a Unix socket is <c>http://unix:PATH</c>).
+    /// </summary>
+    private static string Urls(bool https, string port, string? unixSocket) =>
+        Url(https, port, "") + (unixSocket is null ? "" : $";http://unix:{unixSocket}");
 
     /// <summary>A TCP port on 127.0.0.1 that nothing listens on right now.</summary>
     public static int FreePort()
