@@ -25,6 +25,7 @@ internal static class ScenarioRegistry
         new StaticScenario(),
         new DiskScenario(),
         new SoakScenario(),
+        new RollingScenario(),
     ];
 
     public static Scenario? Find(string name) => All.FirstOrDefault(s => s.Name == name);
