@@ -13,8 +13,14 @@ internal static class HostSettings
 
     /// <summary>Whether any source already says where Kestrel listens.</summary>
     public static bool NameEndpoints(IConfiguration configuration) =>
+        NameUrls(configuration) || configuration.GetSection("Kestrel:Endpoints").Exists();
+
+    /// <summary>
+    /// Whether any source names URLs or ports (--urls, ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS, ...): Kestrel ignores
+    /// them, with a warning, once the code names listening sockets of its own.
+    /// </summary>
+    public static bool NameUrls(IConfiguration configuration) =>
         !string.IsNullOrEmpty(configuration[WebHostDefaults.ServerUrlsKey])
         || !string.IsNullOrEmpty(configuration[WebHostDefaults.HttpPortsKey])
-        || !string.IsNullOrEmpty(configuration[WebHostDefaults.HttpsPortsKey])
-        || configuration.GetSection("Kestrel:Endpoints").Exists();
+        || !string.IsNullOrEmpty(configuration[WebHostDefaults.HttpsPortsKey]);
 }

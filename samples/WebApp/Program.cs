@@ -56,7 +56,40 @@ switch (commandLine.Transport)
 
 builder.Services.AddGrpc();
 
-if (!HostSettings.NameEndpoints(builder.Configuration))
+// Where Kestrel listens: the sockets systemd passed, a socket of the sample's own with SO_REUSEPORT, or URLs.
+var inheritedSockets = ListenSockets.InheritedCount();
+if (inheritedSockets > 0 || commandLine.ReusePort is not null)
+{
+    var source = inheritedSockets > 0 ? $"{inheritedSockets} inherited listening socket(s) (LISTEN_FDS)" : "--reuse-port";
+    if (inheritedSockets > 0 && commandLine.ReusePort is not null)
+    {
+        return Fail($"{source} and --reuse-port: choose one.");
+    }
+    if (HostSettings.NameUrls(builder.Configuration))
+    {
+        // Kestrel would ignore the URLs with a warning; an error says it before anything listens.
+        return Fail($"{source} and URLs or ports (--urls, ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS): choose one.");
+    }
+    if (inheritedSockets > 0)
+    {
+        // Kestrel's own: ListenHandle for fds 3 to 3 + LISTEN_FDS - 1, once it has checked LISTEN_PID.
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.UseSystemd());
+    }
+    else
+    {
+        ulong fd;
+        try
+        {
+            fd = ListenSockets.BindReusePort(commandLine.ReusePort!, builder.Configuration.GetValue($"{SampleConfiguration.EpollTransportSection}:Backlog", 512));
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            return Fail($"--reuse-port {commandLine.ReusePort}: {e.Message}");
+        }
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenHandle(fd));
+    }
+}
+else if (!HostSettings.NameEndpoints(builder.Configuration))
 {
     builder.WebHost.UseUrls(SampleCommandLine.DefaultUrl);
 }
@@ -98,3 +131,9 @@ app.MapGrpcService<GreeterService>();
 
 await app.RunAsync();
 return 0;
+
+static int Fail(string message)
+{
+    Console.Error.WriteLine($"WebApp: {message}");
+    return 2;
+}

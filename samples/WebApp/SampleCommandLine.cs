@@ -1,3 +1,5 @@
+using System.Net;
+
 namespace WebApp;
 
 /// <summary>The Kestrel transport the sample runs on.</summary>
@@ -35,6 +37,11 @@ internal sealed class SampleCommandLine
                                       project folder).
           --static amped|sped|stock   Static-file middleware (default: amped): UseAmpedStaticFiles in AMPED or
                                       SPED mode, or UseDefaultFiles + UseStaticFiles.
+          --reuse-port ADDRESS:PORT   Listens on ADDRESS:PORT (e.g. 127.0.0.1:8080) through a socket of its own
+                                      with SO_REUSEPORT set, so that a second process started with the same
+                                      option shares the port: the new one is started, then the old one stopped.
+                                      Connections still queued in the stopped one's backlog are reset; see
+                                      deploy/README.md. Not with --urls.
           --help, -h                  Prints this help.
 
         Every other argument reaches ASP.NET Core configuration unchanged, for example:
@@ -45,6 +52,10 @@ internal sealed class SampleCommandLine
           --AmpedStaticFiles:FileCacheEntries 0        (any AmpedStaticFileOptions property but RootPath
                                                         and Mode, which --root and --static set)
         With no URL configured the sample listens on http://127.0.0.1:5000.
+
+        Started by systemd socket activation (LISTEN_FDS, and LISTEN_PID naming this process) the sample serves
+        the listening sockets it inherits (fd 3 onwards) and binds nothing else; --urls and --reuse-port are then
+        errors. deploy/ has the units (webapp@.socket, webapp@.service) and the nginx configuration.
 
         Endpoints: GET /plaintext, GET /json, POST /echo (streams the request body back), and the static site.
         WebSocket: /ws echoes each text or binary message whole (up to 4 MiB) and answers the close handshake.
@@ -64,6 +75,9 @@ internal sealed class SampleCommandLine
     public StaticMode Static { get; private set; } = StaticMode.Amped;
 
     public bool ShowHelp { get; private set; }
+
+    /// <summary>Where --reuse-port listens (a socket of the sample's own, with SO_REUSEPORT); null without the option.</summary>
+    public IPEndPoint? ReusePort { get; private set; }
 
     /// <summary>The arguments that are not the sample's, in their original order.</summary>
     public string[] HostArgs { get; private set; } = [];
@@ -100,6 +114,9 @@ internal sealed class SampleCommandLine
                     break;
                 case "--root":
                     result.Root = ParseRoot(TakeValue(args, ref i, name, inlineValue));
+                    break;
+                case "--reuse-port":
+                    result.ReusePort = ParseEndPoint(name, TakeValue(args, ref i, name, inlineValue));
                     break;
                 default:
                     hostArgs.Add(arg);
@@ -149,6 +166,16 @@ internal sealed class SampleCommandLine
         }
         var names = string.Join('|', Enum.GetNames<T>()).ToLowerInvariant();
         throw new CommandLineException($"{name} '{value}' is not one of {names}.");
+    }
+
+    private static IPEndPoint ParseEndPoint(string name, string value)
+    {
+        // An address and a port: IPEndPoint.TryParse would take a bare address with port 0.
+        if (!IPEndPoint.TryParse(value, out var endPoint) || endPoint.Port == 0 || !value.Contains(':', StringComparison.Ordinal))
+        {
+            throw new CommandLineException($"{name} '{value}' is not ADDRESS:PORT with a port above 0 (e.g. 127.0.0.1:8080, [::1]:8080).");
+        }
+        return endPoint;
     }
 
     private static string ParseRoot(string value)

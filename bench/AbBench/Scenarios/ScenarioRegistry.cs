@@ -26,6 +26,7 @@ internal static class ScenarioRegistry
         new ProxyScenario(),
         new DiskScenario(),
         new SoakScenario(),
+        new RollingScenario(),
     ];
 
     public static Scenario? Find(string name) => All.FirstOrDefault(s => s.Name == name);
