@@ -68,7 +68,13 @@ internal sealed class AcceptQueue
         }
     }
 
-    /// <summary>Stops taking connections; returns those still queued, for the caller to close.</summary>
+    /// <summary>
+    /// Takes no more connections; those already queued are still handed out by <see cref="TakeAsync"/>, which returns
+    /// null once they are gone.
+    /// </summary>
+    public void CompleteAdding() => _channel.Writer.TryComplete();
+
+    /// <summary>Takes no more connections and hands out none; returns those still queued, for the caller to close.</summary>
     public List<EpollConnection> Complete()
     {
         _channel.Writer.TryComplete();

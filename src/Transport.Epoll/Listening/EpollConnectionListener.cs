@@ -303,7 +303,10 @@ internal sealed class EpollConnectionListener : IConnectionListener
         return connection;
     }
 
-    /// <summary>Closes the listening sockets (new connections are refused) and ends <see cref="AcceptAsync"/>.</summary>
+    /// <summary>
+    /// Closes the listening sockets (new connections are refused, or wait in the backlog of a socket another process
+    /// holds too); <see cref="AcceptAsync"/> then hands out the connections already accepted and returns null.
+    /// </summary>
     public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
     {
         var unbind = LazyInitializer.EnsureInitialized(ref _unbind, UnbindCoreAsync);
@@ -343,10 +346,11 @@ internal sealed class EpollConnectionListener : IConnectionListener
         }
         await Task.WhenAll(closes).ConfigureAwait(false);
 
-        foreach (var connection in Queue.Complete())
-        {
-            connection.Abort(new ConnectionAbortedException("The listener was unbound before the connection was accepted."));
-        }
+        // Connections accepted from the kernel before the close still go to Kestrel: its accept loop takes them until
+        // AcceptAsync returns null, and its shutdown then drains them like any other. Aborting them instead resets
+        // connections whose requests were already sent (a proxy in front sees a reset; with a listening socket that
+        // outlives the process, such as one inherited from systemd, the next process would have served them).
+        Queue.CompleteAdding();
         if (_unixSocketPath is not null)
         {
             // Kestrel's Sockets transport deletes the socket file it created when it stops listening.
@@ -368,6 +372,10 @@ internal sealed class EpollConnectionListener : IConnectionListener
         await UnbindAsync().ConfigureAwait(false);
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
+            foreach (var connection in Queue.Complete())
+            {
+                connection.Abort(new ConnectionAbortedException("The listener was disposed before the connection was accepted."));
+            }
             // With no connection left this was the last reference: return once the reactors have stopped.
             await _group.Release().ConfigureAwait(false);
         }

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using EpollTransport.Connections;
+using EpollTransport.Reactor;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -94,6 +95,91 @@ public class ListenerTests
         {
             await listener.UnbindAsync();
             await listener.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// A connection the reactor accepted from the kernel before the unbind, which Kestrel has not taken yet, still goes
+    /// to Kestrel: aborting it would reset a client whose request is already sent (behind a proxy, a 502 for a POST).
+    /// </summary>
+    [Fact]
+    public async Task AConnectionAcceptedBeforeUnbindIsStillHandedOut()
+    {
+        using var cts = new CancellationTokenSource(WaitLimit);
+        await using var factory = CreateFactory(Configure(1, false));
+        var listener = await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        var observer = new RegistrationObserver();
+        factory.Reactors.Current.Single().Observer = observer;
+        try
+        {
+            using var client = await ConnectAsync(listener.EndPoint, cts.Token);
+            // The reactor registers an accepted connection right before it queues it for Kestrel, on the loop thread
+            // that the unbind's close then runs on: once this fires, the connection is queued before the close.
+            await observer.ConnectionRegistered.Task.WaitAsync(WaitLimit);
+            await listener.UnbindAsync().AsTask().WaitAsync(WaitLimit);
+
+            var accepted = await listener.AcceptAsync().AsTask().WaitAsync(WaitLimit);
+            Assert.NotNull(accepted);
+            var echo = EchoAsync(accepted);
+            await AssertEchoesAsync(client, Encoding.ASCII.GetBytes("sent before the unbind"), cts.Token);
+            Assert.Null(await listener.AcceptAsync().AsTask().WaitAsync(WaitLimit));
+            client.Shutdown(SocketShutdown.Send);
+            await echo.WaitAsync(WaitLimit);
+            await accepted.DisposeAsync().AsTask().WaitAsync(WaitLimit);
+        }
+        finally
+        {
+            await listener.DisposeAsync();
+        }
+    }
+
+    /// <summary>Disposing the listener closes the accepted connections that nobody took.</summary>
+    [Fact]
+    public async Task DisposingTheListenerClosesConnectionsNobodyTook()
+    {
+        using var cts = new CancellationTokenSource(WaitLimit);
+        await using var factory = CreateFactory(Configure(1, false));
+        var listener = await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        var observer = new RegistrationObserver();
+        factory.Reactors.Current.Single().Observer = observer;
+
+        using var client = await ConnectAsync(listener.EndPoint, cts.Token);
+        await observer.ConnectionRegistered.Task.WaitAsync(WaitLimit);
+        await listener.DisposeAsync().AsTask().WaitAsync(WaitLimit);
+        try
+        {
+            Assert.Equal(0, await client.ReceiveAsync(new byte[16], SocketFlags.None, cts.Token));
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            // An abort may close with a reset; either way the connection is gone.
+        }
+    }
+
+    /// <summary>Signals when a connection (not a listening socket) registers with the reactor.</summary>
+    private sealed class RegistrationObserver : IReactorObserver
+    {
+        public TaskCompletionSource ConnectionRegistered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool RefusesRegistration(IEpollHandler handler, int fd)
+        {
+            if (handler is EpollConnection)
+            {
+                ConnectionRegistered.TrySetResult();
+            }
+            return false;
+        }
+
+        public void OnBudgetExhausted(IEpollHandler handler)
+        {
+        }
+
+        public void OnReadPaused(IEpollHandler handler)
+        {
+        }
+
+        public void OnWriteWouldBlock(IEpollHandler handler)
+        {
         }
     }
 
