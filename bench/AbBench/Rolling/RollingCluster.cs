@@ -36,6 +36,9 @@ internal sealed class RollingCluster : IServer
     /// <summary>nginx's access log: one line per request, <c>$msec $status "$upstream_status" $request_time</c>.</summary>
     public string AccessLog => Path.Combine(_folder.FullName, "access.log");
 
+    /// <summary>nginx's error log, where each failed attempt on an instance says why (a reset, a close without an answer).</summary>
+    public string ErrorLog => Path.Combine(_folder.FullName, "error.log");
+
     public static async Task<RollingCluster> StartAsync(BenchContext context, DeployFiles deploy, ListenMode mode, string nginx, CancellationToken ct)
     {
         var cluster = new RollingCluster(Directory.CreateTempSubdirectory("abbench-rolling-"), mode);
@@ -70,7 +73,7 @@ internal sealed class RollingCluster : IServer
             worker_connections 4096;
         }
         http {
-            log_format rolling '$msec $status "$upstream_status" $request_time';
+            log_format rolling '$msec $status "$upstream_status" $request_time $request_method';
             access_log {{folder}}/access.log rolling buffer=256k flush=1s;
             client_body_temp_path {{folder}}/client_body;
             proxy_temp_path {{folder}}/proxy;

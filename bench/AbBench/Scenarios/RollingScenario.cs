@@ -84,7 +84,7 @@ internal sealed class RollingScenario : Scenario
         }
 
         var metrics = new[] { Requests, Failed, Non2xx, Retried, KeepAliveP99, CloseP99, UploadP99, Slowest };
-        var details = new[] { "restarts", "restart time median (max)", "socket errors c/r/w/t", "nginx statuses" };
+        var details = new[] { "restarts", "restart time median (max)", "socket errors c/r/w/t", "nginx statuses", "502/504 by method", "upstream errors (nginx's error log)" };
         var measured = new CaseResult($"{Restarts} restarts under load", "restarts", metrics, details);
         var ct = context.Cancellation;
 
@@ -94,6 +94,7 @@ internal sealed class RollingScenario : Scenario
             await Task.WhenAll(loads.Select(l => Wrk.RunAsync(context, l, cluster.Port, WarmUpSeconds, ct)));
             await Task.Delay(1500, ct); // the access log's flush
             var offset = AccessLog.Length(cluster.AccessLog);
+            var errorOffset = AccessLog.Length(cluster.ErrorLog);
 
             var clock = Stopwatch.StartNew();
             var wrk = loads.Select(l => Wrk.RunAsync(context, l, cluster.Port, LoadSeconds, ct)).ToArray();
@@ -126,6 +127,9 @@ internal sealed class RollingScenario : Scenario
             var done = await Task.WhenAll(wrk);
             await Task.Delay(1500, ct);
             var log = AccessLog.Read(cluster.AccessLog, offset);
+            var upstreamErrors = AccessLog.UpstreamErrors(cluster.ErrorLog, errorOffset);
+            var failedByMethod = log.GatewayErrorsByMethod.Count == 0 ? "none"
+                : string.Join(", ", log.GatewayErrorsByMethod.OrderBy(m => m.Key, StringComparer.Ordinal).Select(m => $"{m.Key} {m.Value}"));
 
             var socketErrors = done.Sum(r => r.SocketErrors);
             var failed = socketErrors + log.GatewayErrors;
@@ -147,12 +151,14 @@ internal sealed class RollingScenario : Scenario
                 times.Count == 0 ? "n/a" : $"{times.Median:0.00} s ({times.Max:0.00} s)",
                 string.Join("; ", done.Select((r, i) => $"{LoadNames[i]} {r.ErrorCounts}")),
                 log.Breakdown,
+                failedByMethod,
+                upstreamErrors,
             ]);
             if (done.Any(r => r.Requests == 0))
             {
                 problem ??= "a load completed no request";
             }
-            var line = $"  rolling {variant.Name}: requests {Fmt.Count(run.Value(Requests))}  failed {failed} (socket errors {socketErrors}, 502/504 {log.GatewayErrors})  non-2xx {non2xx}  retried by nginx {log.Retried}  p99 keep-alive {Fmt.Latency(done[0].P99Us)}, close {Fmt.Latency(done[1].P99Us)}, upload {Fmt.Latency(done[2].P99Us)}  slowest {Fmt.Latency(log.SlowestUs)}  restarts {restartTimes.Count} (median {times.Median:0.00} s)";
+            var line = $"  rolling {variant.Name}: requests {Fmt.Count(run.Value(Requests))}  failed {failed} (socket errors {socketErrors}, 502/504 {log.GatewayErrors})  non-2xx {non2xx}  retried by nginx {log.Retried}  p99 keep-alive {Fmt.Latency(done[0].P99Us)}, close {Fmt.Latency(done[1].P99Us)}, upload {Fmt.Latency(done[2].P99Us)}  slowest {Fmt.Latency(log.SlowestUs)}  restarts {restartTimes.Count} (median {times.Median:0.00} s)  502/504 by method: {failedByMethod}  upstream errors: {upstreamErrors}";
             return new RunOutcome(run, problem, line + (problem is null ? "" : $"  <-- {problem}"));
         }
 
