@@ -94,6 +94,13 @@ else if (!HostSettings.NameEndpoints(builder.Configuration))
     builder.WebHost.UseUrls(SampleCommandLine.DefaultUrl);
 }
 
+if (commandLine.Drain > TimeSpan.Zero)
+{
+    // Its StoppingAsync runs before the web host's StopAsync: Kestrel serves on while it drains.
+    builder.Services.AddSingleton(services => new ShutdownDrain(commandLine.Drain, services.GetRequiredService<ILogger<ShutdownDrain>>()));
+    builder.Services.AddHostedService(services => services.GetRequiredService<ShutdownDrain>());
+}
+
 var app = builder.Build();
 
 // On epoll the options say it, whether --inline or the EpollTransport section turned it on.
@@ -104,7 +111,13 @@ SampleLog.Starting(app.Logger, commandLine.Transport.ToString().ToLowerInvariant
     commandLine.Static.ToString().ToLowerInvariant(),
     commandLine.Static == StaticMode.Stock ? "UseStaticFiles" : "UseAmpedStaticFiles", commandLine.Root);
 
-// First, so that it sees every gRPC call's end, whatever answers it.
+if (commandLine.Drain > TimeSpan.Zero)
+{
+    var draining = app.Services.GetRequiredService<ShutdownDrain>();
+    app.Use(draining.InvokeAsync);
+}
+
+// First (after --drain's header), so that it sees every gRPC call's end, whatever answers it.
 var grpcCalls = new GrpcCallCounter();
 app.Use(grpcCalls.CountAsync);
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 
 namespace WebApp;
@@ -42,6 +43,10 @@ internal sealed class SampleCommandLine
                                       option shares the port: the new one is started, then the old one stopped.
                                       Connections still queued in the stopped one's backlog are reset; see
                                       deploy/README.md. Not with --urls.
+          --drain SECONDS             On SIGTERM, before Kestrel stops, serves on for SECONDS with
+                                      "Connection: close" on every HTTP/1.x response, so that a proxy in front
+                                      stops reusing its keep-alive connections to this process before they are
+                                      closed (default: 0, Kestrel stops at once). See deploy/README.md.
           --help, -h                  Prints this help.
 
         Every other argument reaches ASP.NET Core configuration unchanged, for example:
@@ -79,6 +84,9 @@ internal sealed class SampleCommandLine
     /// <summary>Where --reuse-port listens (a socket of the sample's own, with SO_REUSEPORT); null without the option.</summary>
     public IPEndPoint? ReusePort { get; private set; }
 
+    /// <summary>How long --drain serves on with "Connection: close" after SIGTERM; zero without the option.</summary>
+    public TimeSpan Drain { get; private set; }
+
     /// <summary>The arguments that are not the sample's, in their original order.</summary>
     public string[] HostArgs { get; private set; } = [];
 
@@ -114,6 +122,9 @@ internal sealed class SampleCommandLine
                     break;
                 case "--root":
                     result.Root = ParseRoot(TakeValue(args, ref i, name, inlineValue));
+                    break;
+                case "--drain":
+                    result.Drain = ParseSeconds(name, TakeValue(args, ref i, name, inlineValue));
                     break;
                 case "--reuse-port":
                     result.ReusePort = ParseEndPoint(name, TakeValue(args, ref i, name, inlineValue));
@@ -167,6 +178,11 @@ internal sealed class SampleCommandLine
         var names = string.Join('|', Enum.GetNames<T>()).ToLowerInvariant();
         throw new CommandLineException($"{name} '{value}' is not one of {names}.");
     }
+
+    private static TimeSpan ParseSeconds(string name, string value)
+        => double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0 && seconds <= 3600
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new CommandLineException($"{name} takes a number of seconds from 0 to 3600, not '{value}'.");
 
     private static IPEndPoint ParseEndPoint(string name, string value)
     {
