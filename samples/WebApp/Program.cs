@@ -97,7 +97,9 @@ else if (!HostSettings.NameEndpoints(builder.Configuration))
 if (commandLine.Drain > TimeSpan.Zero)
 {
     // Its StoppingAsync runs before the web host's StopAsync: Kestrel serves on while it drains.
-    builder.Services.AddSingleton(services => new ShutdownDrain(commandLine.Drain, services.GetRequiredService<ILogger<ShutdownDrain>>()));
+    builder.Services.AddSingleton(services => new ShutdownDrain(commandLine.Drain,
+        commandLine.Transport == TransportKind.Epoll ? services.GetRequiredService<EpollTransportFactory>() : null,
+        services.GetRequiredService<ILogger<ShutdownDrain>>()));
     builder.Services.AddHostedService(services => services.GetRequiredService<ShutdownDrain>());
 }
 

@@ -1,3 +1,5 @@
+using EpollTransport;
+
 namespace WebApp;
 
 /// <summary>
@@ -5,14 +7,16 @@ namespace WebApp;
 /// keep-alive connections at once, and a proxy that picks one of them for a request at that moment finds it closed
 /// without an answer: nginx passes a GET to another instance, but a POST that it has sent gets a 502. While draining,
 /// every HTTP/1.x response carries <c>Connection: close</c>, so each of the proxy's connections to this process ends
-/// after its next response, closed by the server once the proxy knows not to reuse it. When the period ends Kestrel
-/// stops as usual, with few connections of the proxy's left to close.
+/// after its next response, closed by the server once the proxy knows not to reuse it. On the epoll transport it first
+/// stops accepting (<see cref="EpollTransportFactory.StopAcceptingAsync"/>): the proxy's new connections then wait in
+/// the backlog of the inherited socket for the next process. When the period ends Kestrel stops as usual, with few
+/// connections of the proxy's left to close.
 /// </summary>
 /// <remarks>
 /// A lifecycle hosted service: the host runs every <see cref="StoppingAsync"/> before any hosted service's
 /// <c>StopAsync</c>, the web host's included, so Kestrel keeps serving (and accepting) while this drains.
 /// </remarks>
-internal sealed class ShutdownDrain(TimeSpan period, ILogger<ShutdownDrain> logger) : IHostedLifecycleService
+internal sealed class ShutdownDrain(TimeSpan period, EpollTransportFactory? transport, ILogger<ShutdownDrain> logger) : IHostedLifecycleService
 {
     private volatile bool _draining;
 
@@ -30,6 +34,14 @@ internal sealed class ShutdownDrain(TimeSpan period, ILogger<ShutdownDrain> logg
     {
         _draining = true;
         SampleLog.Draining(logger, period.TotalSeconds);
+        if (transport is not null)
+        {
+            // First stop accepting: new connections wait in the backlog of the inherited socket for the next process.
+            // Accepting on during the drain, this process would take the proxy's new connections and then close some
+            // of them unanswered when Kestrel stops (a request sent on a connection whose first request has not
+            // started is not served).
+            await transport.StopAcceptingAsync(cancellationToken);
+        }
         try
         {
             await Task.Delay(period, cancellationToken);

@@ -19,6 +19,8 @@ public sealed class EpollTransportFactory : IConnectionListenerFactory, IConnect
     private readonly ILogger _logger;
     private readonly ReactorGroup _group;
     private readonly EpollTransportMetrics _metrics;
+    private readonly Lock _listenersLock = new();
+    private readonly HashSet<EpollConnectionListener> _listeners = [];
 
     /// <summary>Creates the factory; Kestrel's DI does this when <c>UseEpollTransport</c> registered it.</summary>
     /// <param name="options">The transport options.</param>
@@ -51,7 +53,40 @@ public sealed class EpollTransportFactory : IConnectionListenerFactory, IConnect
         cancellationToken.ThrowIfCancellationRequested();
         var listener = new EpollConnectionListener(endpoint, _options, _group, _logger);
         listener.Bind();
+        lock (_listenersLock)
+        {
+            _listeners.Add(listener);
+        }
+        listener.Disposed = Forget;
         return new ValueTask<IConnectionListener>(listener);
+    }
+
+    /// <summary>
+    /// Stops accepting on every end point this factory bound, before Kestrel itself stops: the listening sockets close,
+    /// so new connections are refused, or wait in the backlog of a socket that another process still holds (one
+    /// inherited from systemd socket activation, which the next process of the service accepts from). Connections
+    /// already accepted still go to Kestrel, and every open connection is served as before until the server stops.
+    /// For a drain before shutdown behind a proxy: stop accepting, answer with <c>Connection: close</c> for a while,
+    /// then let the host stop (the sample's <c>--drain</c>).
+    /// </summary>
+    /// <param name="cancellationToken">Ends the wait for the sockets to close, not the closing.</param>
+    /// <returns>A task that completes when every listening socket is closed.</returns>
+    public Task StopAcceptingAsync(CancellationToken cancellationToken = default)
+    {
+        EpollConnectionListener[] listeners;
+        lock (_listenersLock)
+        {
+            listeners = [.. _listeners];
+        }
+        return Task.WhenAll(listeners.Select(l => l.UnbindAsync(cancellationToken).AsTask()));
+    }
+
+    private void Forget(EpollConnectionListener listener)
+    {
+        lock (_listenersLock)
+        {
+            _listeners.Remove(listener);
+        }
     }
 
     internal ReactorGroup Reactors => _group;

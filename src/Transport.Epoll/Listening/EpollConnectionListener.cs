@@ -51,6 +51,9 @@ internal sealed class EpollConnectionListener : IConnectionListener
 
     public EndPoint EndPoint { get; private set; }
 
+    /// <summary>Called once when the listener is disposed (the factory forgets it).</summary>
+    public Action<EpollConnectionListener>? Disposed { get; set; }
+
     public ILogger Logger { get; }
 
     public AcceptQueue Queue { get; }
@@ -376,6 +379,7 @@ internal sealed class EpollConnectionListener : IConnectionListener
             {
                 connection.Abort(new ConnectionAbortedException("The listener was disposed before the connection was accepted."));
             }
+            Disposed?.Invoke(this);
             // With no connection left this was the last reference: return once the reactors have stopped.
             await _group.Release().ConfigureAwait(false);
         }

@@ -133,6 +133,30 @@ public class ListenerTests
         }
     }
 
+    /// <summary>
+    /// StopAcceptingAsync, the first step of a drain: new connections are refused, the connection already open is
+    /// served on, and Kestrel's accept loop ends (AcceptAsync returns null) without Kestrel unbinding.
+    /// </summary>
+    [Fact]
+    public async Task StopAcceptingRefusesNewConnectionsAndServesOpenOnes()
+    {
+        using var cts = new CancellationTokenSource(WaitLimit);
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), Configure(2, false));
+        var endPoint = Assert.IsType<IPEndPoint>(server.EndPoint);
+        using var client = await ConnectAsync(endPoint, cts.Token);
+        await AssertEchoesAsync(client, Encoding.ASCII.GetBytes("before"), cts.Token);
+
+        await server.Factory.StopAcceptingAsync(cts.Token).WaitAsync(WaitLimit);
+
+        await server.AcceptLoop.WaitAsync(WaitLimit);
+        using (var late = CreateClientSocket(endPoint))
+        {
+            var refused = await Assert.ThrowsAsync<SocketException>(async () => await late.ConnectAsync(endPoint, cts.Token));
+            Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
+        }
+        await AssertEchoesAsync(client, Encoding.ASCII.GetBytes("after"), cts.Token);
+    }
+
     /// <summary>Disposing the listener closes the accepted connections that nobody took.</summary>
     [Fact]
     public async Task DisposingTheListenerClosesConnectionsNobodyTook()
