@@ -43,10 +43,11 @@ internal sealed class SampleCommandLine
                                       option shares the port: the new one is started, then the old one stopped.
                                       Connections still queued in the stopped one's backlog are reset; see
                                       deploy/README.md. Not with --urls.
-          --drain SECONDS             On SIGTERM, before Kestrel stops, serves on for SECONDS with
-                                      "Connection: close" on every HTTP/1.x response, so that a proxy in front
-                                      stops reusing its keep-alive connections to this process before they are
-                                      closed (default: 0, Kestrel stops at once). See deploy/README.md.
+          --drain SECONDS             On SIGTERM, before Kestrel stops: stops accepting (epoll transport) and
+                                      serves on for SECONDS with "Connection: close" on every HTTP/1.x response,
+                                      so that a proxy in front stops reusing its keep-alive connections to this
+                                      process before they are closed (default: 0, Kestrel stops at once). See
+                                      deploy/README.md.
           --help, -h                  Prints this help.
 
         Every other argument reaches ASP.NET Core configuration unchanged, for example:
