@@ -63,27 +63,9 @@ internal sealed class RollingCluster : IServer
     }
 
     /// <summary>The nginx.conf around deploy's file: a process of its own in the temp folder, the access log the figures come from.</summary>
-    public static string Config(string folder) => $$"""
-        daemon off;
-        master_process off;
-        worker_processes 1;
-        pid {{folder}}/nginx.pid;
-        error_log {{folder}}/error.log warn;
-        events {
-            worker_connections 4096;
-        }
-        http {
-            log_format rolling '$msec $status "$upstream_status" $request_time $request_method';
-            access_log {{folder}}/access.log rolling buffer=256k flush=1s;
-            client_body_temp_path {{folder}}/client_body;
-            proxy_temp_path {{folder}}/proxy;
-            fastcgi_temp_path {{folder}}/fastcgi;
-            uwsgi_temp_path {{folder}}/uwsgi;
-            scgi_temp_path {{folder}}/scgi;
-            include {{folder}}/webapp.conf;
-        }
-
-        """;
+    public static string Config(string folder) => NginxServer.Config(folder, 4096,
+        $"    include {folder}/webapp.conf;",
+        $"log_format rolling '$msec $status \"$upstream_status\" $request_time $request_method';\n    access_log {folder}/access.log rolling buffer=256k flush=1s;");
 
     private async Task StartNginxAsync(BenchContext context, DeployFiles deploy, string executable, CancellationToken ct)
     {

@@ -95,11 +95,13 @@ internal sealed class NginxServer : ServedProcess
     }
 
     /// <summary>
-    /// What both roles share: one process in the foreground, and enough keep-alive that wrk's connections are never
-    /// closed under it (nginx's default is 1000 requests). <paramref name="http"/> goes into the <c>http</c> block,
-    /// indented by 4. Everything nginx writes (pid, error log, temp folders) goes into <paramref name="folder"/>.
+    /// What every role shares (the static reference, the proxy, the rolling scenario's front): one process in the
+    /// foreground, and enough keep-alive that wrk's connections are never closed under it (nginx's default is 1000
+    /// requests). <paramref name="http"/> goes into the <c>http</c> block, indented by 4, after
+    /// <paramref name="accessLog"/> (no access log unless given). Everything nginx writes (pid, error log, temp
+    /// folders) goes into <paramref name="folder"/>.
     /// </summary>
-    private static string Config(string folder, int connections, string http) => $$"""
+    public static string Config(string folder, int connections, string http, string accessLog = "access_log off;") => $$"""
         daemon off;
         master_process off;
         worker_processes 1;
@@ -109,7 +111,7 @@ internal sealed class NginxServer : ServedProcess
             worker_connections {{connections}};
         }
         http {
-            access_log off;
+            {{accessLog}}
             keepalive_requests 1000000;
             keepalive_timeout 120s;
             client_body_temp_path {{folder}}/client_body;

@@ -15,7 +15,7 @@ internal sealed class ServerProcess : ServedProcess
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
 
-    private readonly Queue<string> _output = new();
+    private readonly OutputTail _output = new();
 
     private readonly string _appPath;
 
@@ -64,10 +64,7 @@ internal sealed class ServerProcess : ServedProcess
         }
 
         var server = new ServerProcess(Processes.Start(startInfo), port, context.AppPath, http2, tls);
-        server.Process.OutputDataReceived += (_, e) => server.Keep(e.Data);
-        server.Process.ErrorDataReceived += (_, e) => server.Keep(e.Data);
-        server.Process.BeginOutputReadLine();
-        server.Process.BeginErrorReadLine();
+        server._output.Attach(server.Process, server.SeeStartupLine);
         try
         {
             await server.WaitUntilReadyAsync(cancellation);
@@ -81,28 +78,10 @@ internal sealed class ServerProcess : ServedProcess
     }
 
     /// <summary>The last lines the server printed.</summary>
-    public string OutputTail()
-    {
-        lock (_output)
-        {
-            return _output.Count == 0 ? "    (no output)" : string.Join('\n', _output.Select(l => "    " + l));
-        }
-    }
+    public string OutputTail() => _output.ToString();
 
-    private void Keep(string? line)
+    private void SeeStartupLine(string line)
     {
-        if (line is null)
-        {
-            return;
-        }
-        lock (_output)
-        {
-            _output.Enqueue(line);
-            while (_output.Count > 40)
-            {
-                _output.Dequeue();
-            }
-        }
         var at = line.IndexOf("Transport: ", StringComparison.Ordinal);
         if (at >= 0 && _startupLine is null)
         {
