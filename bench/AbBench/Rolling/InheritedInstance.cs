@@ -17,21 +17,13 @@ internal sealed class InheritedInstance : RollingInstance
     /// <summary>What systemd does on Restart=, and what <c>systemctl restart</c> does at once: start it again.</summary>
     private const string Loop = """while :; do sh -c 'export LISTEN_PID=$$; exec "$@"' instance "$@" || sleep 1; done""";
 
-    private readonly BenchContext _context;
-    private readonly DeployFiles _deploy;
-    private readonly int _port;
     private readonly OutputTail _output = new();
     private Process? _holder;
 
     public InheritedInstance(BenchContext context, DeployFiles deploy, int number)
-        : base(number)
+        : base(context, deploy, number)
     {
-        _context = context;
-        _deploy = deploy;
-        _port = ServerProcess.FreePort();
     }
-
-    public override string Upstream => $"127.0.0.1:{_port}";
 
     public static string DisplayCommand(BenchContext context, DeployFiles deploy) =>
         $"systemd-socket-activate -l {deploy.ListenStream.Replace("%i", "<port of the instance>", StringComparison.Ordinal)} -- sh -c '{Loop}' loop {CommandLine.Join(AppCommand(context, deploy, []))}";
@@ -39,7 +31,7 @@ internal sealed class InheritedInstance : RollingInstance
     public override async Task StartAsync(CancellationToken ct)
     {
         var startInfo = new ProcessStartInfo("systemd-socket-activate") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in (string[])["-l", _deploy.ListenAddress(_port), "--", "sh", "-c", Loop, "loop", .. AppCommand(_context, _deploy, [])])
+        foreach (var arg in (string[])["-l", Deploy.ListenAddress(Port), "--", "sh", "-c", Loop, "loop", .. AppCommand(Context, Deploy, [])])
         {
             startInfo.ArgumentList.Add(arg);
         }
@@ -67,11 +59,11 @@ internal sealed class InheritedInstance : RollingInstance
     private async Task WaitAnswersAsync(CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
-        while (!await AnswersAsync(new IPEndPoint(IPAddress.Loopback, _port), ReadyTimeout, ct))
+        while (!await AnswersAsync(new IPEndPoint(IPAddress.Loopback, Port), ReadyTimeout, ct))
         {
             if (_holder!.HasExited || clock.Elapsed > ReadyTimeout)
             {
-                throw new BenchException($"instance {Number} did not answer GET /plaintext on 127.0.0.1:{_port} within {ReadyTimeout.TotalSeconds:0} s. Its output:\n{_output}");
+                throw new BenchException($"instance {Number} did not answer GET /plaintext on 127.0.0.1:{Port} within {ReadyTimeout.TotalSeconds:0} s. Its output:\n{_output}");
             }
             await Task.Delay(50, ct);
         }
@@ -90,7 +82,7 @@ internal sealed class InheritedInstance : RollingInstance
             foreach (var child in children)
             {
                 var pid = int.Parse(child, CultureInfo.InvariantCulture);
-                if (File.ReadAllText($"/proc/{pid}/cmdline").Split('\0').Contains(_context.AppPath))
+                if (File.ReadAllText($"/proc/{pid}/cmdline").Split('\0').Contains(Context.AppPath))
                 {
                     return pid;
                 }

@@ -14,20 +14,12 @@ internal sealed class ReusePortInstance : RollingInstance
     /// <summary>The sample logs this once Kestrel has bound its sockets.</summary>
     private const string StartedLine = "Application started";
 
-    private readonly BenchContext _context;
-    private readonly DeployFiles _deploy;
-    private readonly int _port;
     private (Process Process, OutputTail Output)? _current;
 
     public ReusePortInstance(BenchContext context, DeployFiles deploy, int number)
-        : base(number)
+        : base(context, deploy, number)
     {
-        _context = context;
-        _deploy = deploy;
-        _port = ServerProcess.FreePort();
     }
-
-    public override string Upstream => $"127.0.0.1:{_port}";
 
     public static string DisplayCommand(BenchContext context, DeployFiles deploy) =>
         CommandLine.Join(AppCommand(context, deploy, ["--reuse-port", "127.0.0.1:<port of the instance>"]));
@@ -44,7 +36,7 @@ internal sealed class ReusePortInstance : RollingInstance
 
     private async Task<(Process, OutputTail)> StartProcessAsync(CancellationToken ct)
     {
-        var command = AppCommand(_context, _deploy, ["--reuse-port", $"127.0.0.1:{_port}"]);
+        var command = AppCommand(Context, Deploy, ["--reuse-port", $"127.0.0.1:{Port}"]);
         var startInfo = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in command.Skip(1))
         {
@@ -59,7 +51,7 @@ internal sealed class ReusePortInstance : RollingInstance
             if (process.HasExited || clock.Elapsed > ReadyTimeout)
             {
                 await StopAsync(process);
-                throw new BenchException($"instance {Number} (pid {process.Id}) did not start on 127.0.0.1:{_port.ToString(CultureInfo.InvariantCulture)}. Its output:\n{output}");
+                throw new BenchException($"instance {Number} (pid {process.Id}) did not start on 127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}. Its output:\n{output}");
             }
             await Task.Delay(20, ct);
         }

@@ -20,15 +20,22 @@ internal enum ListenMode
 /// One instance behind nginx: the sample's process of the moment, and how to restart it. <see cref="RestartAsync"/>
 /// returns once the old process has exited and the new one answers.
 /// </summary>
-internal abstract class RollingInstance(int number) : IAsyncDisposable
+internal abstract class RollingInstance(BenchContext context, DeployFiles deploy, int number) : IAsyncDisposable
 {
     protected static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
     protected static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(45);
 
     public int Number { get; } = number;
 
+    protected BenchContext Context { get; } = context;
+
+    protected DeployFiles Deploy { get; } = deploy;
+
+    /// <summary>The instance's TCP port on 127.0.0.1, the same for every process it runs.</summary>
+    protected int Port { get; } = ServerProcess.FreePort();
+
     /// <summary>What nginx's upstream server line names: <c>127.0.0.1:PORT</c>.</summary>
-    public abstract string Upstream { get; }
+    public string Upstream => $"127.0.0.1:{Port}";
 
     public abstract Task StartAsync(CancellationToken ct);
 
