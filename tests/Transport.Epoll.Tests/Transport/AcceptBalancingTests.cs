@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using EpollTransport.Connections;
 using Microsoft.AspNetCore.Builder;
@@ -100,5 +102,40 @@ public sealed class AcceptBalancingTests(ITestOutputHelper output)
             Assert.Equal(NewConnections - beforeRelease, onHeld);
         }
         await app.StopAsync(cts.Token);
+    }
+
+    /// <summary>
+    /// Connections opened one after another while both reactors are free alternate between them. The kernel wakes the
+    /// same idle reactor first each time (the first in the socket's wait queue), so without the least-loaded hand-off
+    /// every connection would stay on it.
+    /// </summary>
+    [Fact]
+    public async Task ConnectionsOpenedOneByOneSpreadOverFreeReactors()
+    {
+        const int Connections = 20;
+        using var cts = new CancellationTokenSource(WaitLimit);
+        await using var server = await TransportServer.StartEchoAsync(new IPEndPoint(IPAddress.Loopback, 0), TransportHarness.Configure(2, false));
+        var clients = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < Connections; i++)
+            {
+                var client = await TransportHarness.ConnectAsync(server.EndPoint, cts.Token);
+                clients.Add(client);
+                // Served before the next connects: both reactors are back in epoll_wait (or past one) by then.
+                await TransportHarness.AssertEchoesAsync(client, Encoding.ASCII.GetBytes($"connection {i}"), cts.Token);
+            }
+            var perReactor = server.Connections.GroupBy(c => ((EpollConnection)c.Context).Reactor.Id).Select(g => g.Count()).ToArray();
+            output.WriteLine($"connections per reactor: {string.Join(", ", perReactor)}");
+            Assert.Equal(2, perReactor.Length);
+            Assert.InRange(Math.Abs(perReactor[0] - perReactor[1]), 0, 2);
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
     }
 }
