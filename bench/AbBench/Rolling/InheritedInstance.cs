@@ -26,7 +26,7 @@ internal sealed class InheritedInstance : RollingInstance
     }
 
     public static string DisplayCommand(BenchContext context, DeployFiles deploy) =>
-        $"systemd-socket-activate -l {deploy.ListenStream.Replace("%i", "<port of the instance>", StringComparison.Ordinal)} -- sh -c '{Loop}' loop {CommandLine.Join(AppCommand(context, deploy, []))}";
+        $"systemd-socket-activate -l {deploy.ListenStream.Replace("%i", "<port of the instance>", StringComparison.Ordinal)} -- sh -c '{Loop}' loop {CommandLine.Join(DisplayAppCommand(context, deploy, []))}";
 
     public override async Task StartAsync(CancellationToken ct)
     {

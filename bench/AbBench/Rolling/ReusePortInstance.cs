@@ -22,7 +22,7 @@ internal sealed class ReusePortInstance : RollingInstance
     }
 
     public static string DisplayCommand(BenchContext context, DeployFiles deploy) =>
-        CommandLine.Join(AppCommand(context, deploy, ["--reuse-port", "127.0.0.1:<port of the instance>"]));
+        CommandLine.Join(DisplayAppCommand(context, deploy, ["--reuse-port", "127.0.0.1:<port of the instance>"]));
 
     public override async Task StartAsync(CancellationToken ct) => _current = await StartProcessAsync(ct);
 

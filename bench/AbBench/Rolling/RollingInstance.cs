@@ -47,6 +47,13 @@ internal abstract class RollingInstance(BenchContext context, DeployFiles deploy
     protected static List<string> AppCommand(BenchContext context, DeployFiles deploy, IEnumerable<string> extra) =>
         ["taskset", "-c", context.Options.ServerCpus, context.DotnetPath, context.AppPath, .. deploy.AppArguments, .. extra];
 
+    /// <summary>
+    /// <see cref="AppCommand"/> as the result file shows it: <c>dotnet WebApp.dll</c>, without the paths of this machine
+    /// (as the other scenarios show their servers).
+    /// </summary>
+    protected static List<string> DisplayAppCommand(BenchContext context, DeployFiles deploy, IEnumerable<string> extra) =>
+        ["taskset", "-c", context.Options.ServerCpus, "dotnet", Path.GetFileName(context.AppPath), .. deploy.AppArguments, .. extra];
+
     protected static async Task SignalAsync(int pid, string signal) =>
         await Processes.TryReadAsync("kill", [$"-{signal}", pid.ToString(CultureInfo.InvariantCulture)], CancellationToken.None);
 
