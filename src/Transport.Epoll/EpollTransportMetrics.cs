@@ -49,8 +49,8 @@ internal sealed class EpollTransportMetrics : IDisposable
         Counter("epoll.connection.sends.handed_off", "{hand-off}", "Times a flushing thread handed the rest of a send to the reactor (EAGAIN, a short write, an error, or the end of the output).", static r => r.WriteThroughCounters.HandOffs);
         Counter("epoll.reactor.accepts", "{connection}", "Connections accepted.", static r => r.Counters.Accepts);
         Counter("epoll.reactor.read_pauses", "{pause}", "Times reading paused because the application had MaxReadBufferSize unread.", static r => r.Counters.ReadPauses);
-        _meter.CreateObservableUpDownCounter("epoll.reactor.connections.active", () => Observe(static r => r.Counters.ActiveConnections),
-            "{connection}", "Connections registered with the reactor.");
+        _meter.CreateObservableUpDownCounter("epoll.reactor.connections.active", () => Observe(static r => r.AssignedConnections),
+            "{connection}", "Connections given to the reactor and not yet closed.");
         _meter.CreateObservableUpDownCounter("epoll.reactor.connections.paused", () => Observe(static r => r.Counters.PausedConnections),
             "{connection}", "Connections whose reading is paused because the application has MaxReadBufferSize unread (backpressure).");
         _meter.CreateObservableUpDownCounter("epoll.reactor.ready_list.length", () => Observe(static r => r.ReadyCount),

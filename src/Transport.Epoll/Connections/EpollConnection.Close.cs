@@ -62,7 +62,6 @@ internal sealed partial class EpollConnection
         }
 
         _reactor.Unregister(this);
-        _reactor.Counters.ActiveConnections--;
         _reactor.RemoveAssignedConnection();
         _holding = false;
         // Like Sockets: a reset or abort reaches the application through its input and ConnectionClosed; Kestrel

@@ -130,7 +130,6 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
     /// <summary>Registers the fd with the reactor. Reactor thread.</summary>
     public void Register()
     {
-        _reactor.Counters.ActiveConnections++;
         var result = _reactor.Register(this, _fd);
         if (!result.IsSuccess)
         {

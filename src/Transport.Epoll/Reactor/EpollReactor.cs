@@ -89,7 +89,8 @@ internal sealed class EpollReactor : PipeScheduler
 
     /// <summary>
     /// Any thread: connections given to this reactor and not yet closed, counted when the accepting thread picks the
-    /// reactor (before the connection is registered here), so that a burst of hand-offs sees each one at once.
+    /// reactor (before the connection is registered here), so that a burst of hand-offs sees each one at once. The
+    /// <c>epoll.reactor.connections.active</c> gauge and the shared accept's least-loaded choice both read it.
     /// </summary>
     public int AssignedConnections => Volatile.Read(ref _assignedConnections);
 

@@ -31,5 +31,4 @@ internal sealed class ReactorCounters
 
     /// <summary>Connections whose reading is paused now (the application has <c>MaxReadBufferSize</c> unread).</summary>
     public long PausedConnections;
-    public long ActiveConnections;
 }

@@ -68,7 +68,7 @@ internal sealed class FaultServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// The transport's count of connections registered with its reactors (the <c>EpollTransport</c> meter's
+    /// The transport's count of connections given to its reactors and not yet closed (the <c>EpollTransport</c> meter's
     /// <c>epoll.reactor.connections.active</c>, summed over the reactors of this server only).
     /// </summary>
     public long ReactorActiveConnections()
