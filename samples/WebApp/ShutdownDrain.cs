@@ -14,7 +14,7 @@ namespace WebApp;
 /// </summary>
 /// <remarks>
 /// A lifecycle hosted service: the host runs every <see cref="StoppingAsync"/> before any hosted service's
-/// <c>StopAsync</c>, the web host's included, so Kestrel keeps serving (and accepting) while this drains.
+/// <c>StopAsync</c>, the web host's included, so Kestrel keeps serving while this drains (and, on Sockets, accepting).
 /// </remarks>
 internal sealed class ShutdownDrain(TimeSpan period, EpollTransportFactory? transport, ILogger<ShutdownDrain> logger) : IHostedLifecycleService
 {
@@ -34,16 +34,15 @@ internal sealed class ShutdownDrain(TimeSpan period, EpollTransportFactory? tran
     {
         _draining = true;
         SampleLog.Draining(logger, period.TotalSeconds);
-        if (transport is not null)
-        {
-            // First stop accepting: new connections wait in the backlog of the inherited socket for the next process.
-            // Accepting on during the drain, this process would take the proxy's new connections and then close some
-            // of them unanswered when Kestrel stops (a request sent on a connection whose first request has not
-            // started is not served).
-            await transport.StopAcceptingAsync(cancellationToken);
-        }
         try
         {
+            if (transport is not null)
+            {
+                // First stop accepting: new connections wait in the backlog of the inherited socket for the next
+                // process. Accepting on during the drain, this process took the proxy's new connections, and the
+                // rolling scenario then saw nginx find some of them closed unanswered when Kestrel stopped.
+                await transport.StopAcceptingAsync(cancellationToken);
+            }
             await Task.Delay(period, cancellationToken);
         }
         catch (OperationCanceledException)
@@ -55,8 +54,7 @@ internal sealed class ShutdownDrain(TimeSpan period, EpollTransportFactory? tran
     /// <summary>First in the pipeline: while draining, asks the client (the proxy) to close after this response.</summary>
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        if (_draining && !context.Request.Protocol.StartsWith("HTTP/2", StringComparison.Ordinal)
-            && !context.Request.Protocol.StartsWith("HTTP/3", StringComparison.Ordinal))
+        if (_draining && (HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol)))
         {
             context.Response.Headers.Connection = "close";
         }
