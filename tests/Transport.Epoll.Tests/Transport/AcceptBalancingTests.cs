@@ -47,12 +47,20 @@ public sealed class AcceptBalancingTests(ITestOutputHelper output)
         });
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         await using var app = builder.Build();
-        app.MapGet("/block", () =>
+        app.MapGet("/block", async (HttpContext context) =>
         {
-            blocked.TrySetResult(Thread.CurrentThread.Name ?? "");
-            // Holds the reactor this request runs on: a blocking app under inline scheduling.
-            release.Wait(BlockFor);
-            Volatile.Write(ref releasedAt, Stopwatch.GetTimestamp());
+            // Holds the connection's reactor, as a blocking app under inline scheduling does. Run there through its work
+            // queue: the request itself may run on a pool thread (when its bytes came before Kestrel awaited them).
+            var reactor = ((EpollConnection)context.Features.Get<IEpollFileRegionFeature>()!).Reactor;
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            reactor.Schedule(_ =>
+            {
+                blocked.TrySetResult(Thread.CurrentThread.Name ?? "");
+                release.Wait(BlockFor);
+                Volatile.Write(ref releasedAt, Stopwatch.GetTimestamp());
+                done.SetResult();
+            }, null);
+            await done.Task;
             return Results.Bytes("released"u8.ToArray(), "text/plain");
         });
         // The reactor that owns the connection (not the thread: a connection's first request may run on the pool).
@@ -61,7 +69,6 @@ public sealed class AcceptBalancingTests(ITestOutputHelper output)
         await app.StartAsync(cts.Token);
         var baseAddress = new Uri(app.Urls.First());
 
-        // A first request, so that the second runs where the transport completes the read: on the connection's reactor.
         using var holder = await RawHttpClient.ConnectAsync(baseAddress, cts.Token);
         var holderReactor = Encoding.ASCII.GetString((await holder.GetAsync("/", cts.Token)).Body);
         await holder.SendAsync("GET /block HTTP/1.1\r\nHost: test\r\n\r\n", cts.Token);
